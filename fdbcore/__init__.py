@@ -1,0 +1,1 @@
+"""Core primitives: errors, keys, mutations, container, formats, cluster drivers. No Celery here."""

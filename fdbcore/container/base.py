@@ -1,0 +1,118 @@
+"""The backup container contract: a flat namespace of immutable files under one root.
+
+Paths are container-relative, ``/``-separated, without a leading slash (``kvranges/snapshot.../range,...``).
+Backends move bytes and nothing else; which names mean what is decided by :mod:`fdbcore.naming`.
+
+Contract (the contract test suite in ``tests/container`` runs it against every backend):
+
+- A file becomes visible only when it is complete; a failed or aborted write leaves nothing behind.
+- Writing an existing path replaces it as a whole.
+- ``list`` returns every complete file under a prefix, in lexicographic path order, and never an
+  unfinished one; listings of any length are complete (pagination is the backend's business).
+- Missing files raise :class:`fdbcore.errors.FileNotFound`; any other failure raises an
+  :class:`fdbcore.errors.FDBError`, never returns a partial or empty result.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    path: str
+    size: int
+
+
+class ContainerWriter(ABC):
+    """A file being written. Data becomes visible only on :meth:`finish`."""
+
+    @abstractmethod
+    def write(self, data: bytes) -> None: ...
+
+    @property
+    @abstractmethod
+    def bytes_written(self) -> int: ...
+
+    @abstractmethod
+    def finish(self) -> None:
+        """Make the file visible, complete, under its final name."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Discard everything written; idempotent."""
+
+    def __enter__(self) -> ContainerWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.finish()
+        else:
+            self.abort()
+
+
+class BackupContainer(ABC):
+    """One backup's storage root: a local directory or an S3 prefix."""
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """The container URL with any secret redacted; safe to log and display."""
+
+    @abstractmethod
+    def create(self) -> None:
+        """Make sure the container exists (directory, or bucket and index object); idempotent."""
+
+    @abstractmethod
+    def exists(self, path: str) -> bool: ...
+
+    @abstractmethod
+    def size(self, path: str) -> int: ...
+
+    @abstractmethod
+    def read(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
+        """Bytes ``[offset, offset + length)`` of a file (to its end when ``length`` is None).
+
+        Reading past the end returns the bytes that exist; callers that need an exact length check it.
+        """
+
+    @abstractmethod
+    def open_write(self, path: str) -> ContainerWriter: ...
+
+    def write(self, path: str, data: bytes) -> None:
+        """Write a whole file atomically."""
+        with self.open_write(path) as w:
+            w.write(data)
+
+    @abstractmethod
+    def upload_file(self, path: str, local_path: str) -> None:
+        """Copy a local file into the container (large files: multipart/parallel)."""
+
+    @abstractmethod
+    def download_file(self, path: str, local_path: str) -> None:
+        """Copy a file out of the container to a local path, completely or not at all."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[FileInfo]:
+        """Every complete file whose path starts with ``prefix``, sorted by path."""
+
+    @abstractmethod
+    def delete(self, path: str) -> None:
+        """Delete one file; deleting a missing file is not an error."""
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every file under ``prefix``; returns how many were deleted."""
+        n = 0
+        for info in list(self.list(prefix)):
+            self.delete(info.path)
+            n += 1
+        return n
