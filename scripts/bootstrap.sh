@@ -21,7 +21,11 @@ if [ ! -f "$stamp" ]; then
   echo "bootstrap: creating virtualenv $VENV" >&2
   python3 -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+  # pip warns about unreachable local index mirrors on some machines; keep its real errors visible.
+  if ! "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]" 2>"$VENV/pip.err"; then
+    grep -v "^WARNING: Location" "$VENV/pip.err" >&2
+    exit 1
+  fi
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi
