@@ -165,12 +165,21 @@ class ClusterDriver(Protocol):
 
     # --- BulkDump / BulkLoad (black boxes) -----------------------------------------------------
     def bulk_dump(
-        self, job_id: str, task_id: str, range: KeyRange, root_url: str, *, batch_bytes: int = 0
+        self,
+        job_id: str,
+        task_id: str,
+        range: KeyRange,
+        container_url: str,
+        *,
+        root: str = "bulkdump_data",
+        batch_bytes: int = 0,
     ) -> list[BulkDumpBatch]:
-        """Dump ``range`` as one task into ``<root_url>/<job_id>/<task_id>/``.
+        """Dump ``range`` as one task into ``<root>/<job_id>/<task_id>/`` of the container.
 
-        Batches are cut by size and each is read at one version recorded in its manifest. Running
-        it again for the same task replaces that task's folder. Does not write ``job-manifest.txt``.
+        Batches are cut by size (``batch_bytes``, 0 = the cluster's knob) and each is read at one
+        version recorded in its manifest. Running it again for the same task replaces that task's
+        folder. Does not write ``job-manifest.txt``: whoever assembles the job does, after checking.
+        The cluster reaches the container with its own credentials, like FDB's storage servers.
         """
         ...
 
@@ -178,17 +187,20 @@ class ClusterDriver(Protocol):
         self,
         job_id: str,
         range: KeyRange,
-        root_url: str,
+        container_url: str,
         manifest_paths: Sequence[str],
         *,
+        root: str = "bulkdump_data",
         add_prefix: bytes = b"",
         remove_prefix: bytes = b"",
     ) -> BulkLoadResult:
         """Replace ``range`` with the data of the given batch manifests, bypassing the commit path.
 
-        Requires the BulkLoad knobs (``bulkload_invalid_configuration`` otherwise). Takes an exclusive
-        range lock for the duration, verifies every file before anything becomes visible, and
-        ingests SST files directly into storage.
+        ``manifest_paths`` are relative to ``<root>`` (``<jobId>/<taskId>/<batch>/<v>-manifest.txt``)
+        and must together cover ``range``. ``range`` is in the dataset's key space; keys are rewritten
+        with ``remove_prefix``/``add_prefix`` on the way in. Requires the BulkLoad knobs
+        (``bulkload_invalid_configuration`` otherwise). Takes an exclusive range lock for the duration,
+        verifies every file before anything becomes visible, and ingests SST files directly.
         """
         ...
 
