@@ -1,0 +1,59 @@
+"""The Celery application: the backup agent's TaskBucket.
+
+Configured for long, redeliverable I/O tasks (ecosystem notes §1.4): late acks with
+reject-on-worker-lost (a killed worker's task runs again), prefetch 1, a visibility timeout above
+the longest task, chord bookkeeping that outlives the longest snapshot, JSON only, explicit task
+names and queues, and time limits. Every task is idempotent because any of them may run twice.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from config import get_settings
+
+#: One queue per kind of work, so deployments can size worker pools per role.
+QUEUES = (
+    "backup",  # control: start, snapshot dispatch, finish steps
+    "bulkdump",  # per-shard BulkDump requests (the cluster does the work)
+    "rangefile",  # range-file snapshot tasks (CPU and I/O in the worker)
+    "mutationlog",  # the event-driven mutation-log capture chain
+    "restore",  # control: plan, verify, prerequisites, finish
+    "bulkload",  # per-shard BulkLoad requests
+    "replay",  # range-file restore and log-partition replay
+)
+
+
+def make_app() -> Celery:
+    s = get_settings()
+    app = Celery("fdbbr", broker=s.broker_url, backend=s.result_backend, include=["tasks.backup"])
+    app.conf.update(
+        task_queues=[Queue(q) for q in QUEUES],
+        task_default_queue="backup",
+        task_create_missing_queues=False,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={"visibility_timeout": s.visibility_timeout},
+        result_backend_transport_options={"visibility_timeout": s.visibility_timeout},
+        result_expires=s.result_expires,
+        result_chord_expires=s.chord_expires,
+        task_soft_time_limit=max(1, s.task_time_limit - 60),
+        task_time_limit=s.task_time_limit,
+        task_track_started=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+    )
+    return app
+
+
+app = make_app()
