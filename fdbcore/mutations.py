@@ -58,9 +58,14 @@ ATOMIC_TYPES = frozenset(
     }
 )
 
+#: The two ops whose key or value gets the commit's versionstamp; proxies turn them into ``SetValue``.
+VERSIONSTAMP_TYPES = frozenset({MutationType.SET_VERSIONSTAMPED_KEY, MutationType.SET_VERSIONSTAMPED_VALUE})
+
 #: Operation names as the ``embedded-cluster exec`` JSON and the driver API spell them.
 OP_NAMES: dict[str, MutationType] = {
     "set": MutationType.SET_VALUE,
+    # One key: ``["clear", key]`` means ``ClearRange(key, keyAfter(key))`` (see :func:`clear`).
+    "clear": MutationType.CLEAR_RANGE,
     "clear_range": MutationType.CLEAR_RANGE,
     "add": MutationType.ADD_VALUE,
     "bit_and": MutationType.AND_V2,
