@@ -25,3 +25,20 @@ def le_lp(data: bytes) -> bytes:
 
 def sink() -> io.BytesIO:
     return io.BytesIO()
+
+
+def be64(n: int) -> bytes:
+    return n.to_bytes(8, "big", signed=True)
+
+
+def _rot(x: int, r: int) -> int:
+    return ((x << r) | (x >> (32 - r))) & 0xFFFFFFFF
+
+
+def hashlittle_of_word(word: int) -> int:
+    """lookup3 ``hashlittle`` of one 32-bit LE word with initval 0, step by step as §3.1 spells it out."""
+    regs = {"a": (0xDEADBEEF + 4 + word) & 0xFFFFFFFF, "b": 0xDEADBEEF + 4, "c": 0xDEADBEEF + 4}
+    steps = [("c", "b", 14), ("a", "c", 11), ("b", "a", 25), ("c", "b", 16), ("a", "c", 4), ("b", "a", 14)]
+    for x, y, r in [*steps, ("c", "b", 24)]:
+        regs[x] = ((regs[x] ^ regs[y]) - _rot(regs[y], r)) & 0xFFFFFFFF
+    return regs["c"]
