@@ -1,0 +1,190 @@
+"""Snapshot manifests (``snapshots/snapshot,<begin>,<end>,<bytes>``), fdb-formats.md §1.3.
+
+FDB writes them with json_spirit: compact, object keys sorted bytewise, keys and paths as raw byte
+strings in which ``" \\ \\b \\f \\n \\r \\t`` get their short escapes and every other byte outside
+0x20-0x7E becomes ``\\u00XX`` (uppercase). The reader maps each ``\\uHHHH`` back to one byte.
+
+Two kinds exist: the range-file manifest (files and their key ranges) and, in 8.0, the BulkDump
+manifest (a job id and the backup ranges, no files). FDB writes ``totalBytes`` and ``totalKeys`` as 0
+for the latter; we write the true values, which FDB's reader accepts as well.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from fdbcore import errors
+from fdbcore.keys import KeyRange
+
+BULKDUMP_SNAPSHOT_TYPE = "bulkdump"
+_INT64 = range(-(2**63), 2**63)
+_UID = re.compile(r"[0-9a-f]{32}")
+
+_Json: TypeAlias = "bool | int | bytes | str | list[_Json] | dict[bytes, _Json]"
+
+_SHORT_ESCAPES = {0x22: '\\"', 0x5C: "\\\\", 0x08: "\\b", 0x0C: "\\f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+_ESCAPE_TABLE = {
+    b: _SHORT_ESCAPES.get(b, f"\\u{b:04X}")
+    for b in range(256)
+    if b in _SHORT_ESCAPES or not 0x20 <= b <= 0x7E
+}
+
+
+def _string(raw: bytes) -> str:
+    return '"' + raw.decode("latin-1").translate(_ESCAPE_TABLE) + '"'
+
+
+def _dump(value: _Json) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, bytes):
+        return _string(value)
+    if isinstance(value, str):
+        return _string(value.encode("utf-8"))
+    if isinstance(value, list):
+        return "[" + ",".join(_dump(v) for v in value) + "]"
+    return "{" + ",".join(_string(k) + ":" + _dump(value[k]) for k in sorted(value)) + "}"
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotManifest:
+    """A range-file snapshot: container-relative range file paths and each file's key range."""
+
+    begin_version: int
+    end_version: int
+    files: tuple[str, ...]
+    key_ranges: Mapping[str, KeyRange]
+    total_bytes: int
+
+    def to_json(self) -> bytes:
+        doc: dict[bytes, _Json] = {
+            b"beginVersion": self.begin_version,
+            b"endVersion": self.end_version,
+            b"files": list(self.files),
+            b"totalBytes": self.total_bytes,
+        }
+        if self.key_ranges:
+            doc[b"keyRanges"] = {
+                path.encode("utf-8"): {b"beginKey": r.begin, b"endKey": r.end}
+                for path, r in self.key_ranges.items()
+            }
+        return _dump(doc).encode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class BulkDumpSnapshotManifest:
+    """A BulkDump snapshot (8.0): the data lives under ``bulkdump_data/<job_id>/``."""
+
+    version: int
+    job_id: str
+    ranges: tuple[KeyRange, ...]
+    total_bytes: int
+    total_keys: int
+
+    def to_json(self) -> bytes:
+        if not _UID.fullmatch(self.job_id):
+            raise errors.InternalError(f"BulkDump job id {self.job_id!r} is not 32 lowercase hex digits")
+        doc: dict[bytes, _Json] = {
+            b"beginVersion": self.version,
+            b"endVersion": self.version,
+            b"bulkDumpJobId": self.job_id,
+            b"files": [],
+            b"ranges": [{b"begin": r.begin, b"end": r.end} for r in self.ranges],
+            b"snapshotType": BULKDUMP_SNAPSHOT_TYPE,
+            b"totalBytes": self.total_bytes,
+            b"totalKeys": self.total_keys,
+        }
+        return _dump(doc).encode("ascii")
+
+
+def _raw(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise errors.RestoreCorruptedData(f"{what} is not a string")
+    return bytes(ord(c) & 0xFF for c in value)
+
+
+def _path(value: object, what: str) -> str:
+    try:
+        return _raw(value, what).decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.RestoreCorruptedData(f"{what} is not UTF-8") from None
+
+
+def _int(doc: Mapping[str, object], key: str, name: str) -> int:
+    value = doc.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value not in _INT64:
+        raise errors.RestoreCorruptedData(f"snapshot manifest {name}: {key} is missing or not an int64")
+    return value
+
+
+def _range(obj: object, begin_key: str, end_key: str, what: str) -> KeyRange:
+    if not isinstance(obj, dict) or begin_key not in obj or end_key not in obj:
+        raise errors.RestoreCorruptedData(f"{what} lacks {begin_key} or {end_key}")
+    begin, end = _raw(obj[begin_key], f"{what} {begin_key}"), _raw(obj[end_key], f"{what} {end_key}")
+    if begin > end:
+        raise errors.RestoreCorruptedData(f"{what} is inverted")
+    return KeyRange(begin, end)
+
+
+def parse_snapshot_manifest(
+    data: bytes, begin_version: int, end_version: int, name: str = "snapshot manifest"
+) -> SnapshotManifest | BulkDumpSnapshotManifest:
+    """Parse and validate a manifest whose file name says ``begin_version`` and ``end_version``.
+
+    A manifest with a non-empty ``bulkDumpJobId`` is a BulkDump manifest, as FDB's restore decides.
+    """
+    try:
+        doc = json.loads(data.decode("latin-1"), strict=False)
+    except ValueError as exc:
+        raise errors.RestoreError(
+            f"{name} is not valid JSON ({exc}); if the backup is encrypted, check the encryption key, "
+            "otherwise the file is corrupt"
+        ) from None
+    if not isinstance(doc, dict):
+        raise errors.RestoreCorruptedData(f"{name} is not a JSON object")
+    for key, expected in (("beginVersion", begin_version), ("endVersion", end_version)):
+        if _int(doc, key, name) != expected:
+            raise errors.RestoreCorruptedData(
+                f"{name}: {key} {doc[key]} does not match the file name ({expected})"
+            )
+    files = doc.get("files")
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise errors.RestoreCorruptedData(f"{name}: files is not an array of strings")
+    total_bytes = _int(doc, "totalBytes", name)
+    job_id = doc.get("bulkDumpJobId")
+    if job_id:
+        if not isinstance(job_id, str) or not _UID.fullmatch(job_id):
+            raise errors.RestoreCorruptedData(f"{name}: bulkDumpJobId {job_id!r} is not a 32-hex-digit UID")
+        if begin_version != end_version:
+            raise errors.RestoreCorruptedData(f"{name}: a BulkDump manifest must have one version")
+        ranges = doc.get("ranges")
+        if not isinstance(ranges, list):
+            raise errors.RestoreCorruptedData(f"{name}: ranges is not an array")
+        return BulkDumpSnapshotManifest(
+            version=begin_version,
+            job_id=job_id,
+            ranges=tuple(_range(r, "begin", "end", f"{name}: range") for r in ranges),
+            total_bytes=total_bytes,
+            total_keys=_int(doc, "totalKeys", name),
+        )
+    key_ranges = doc.get("keyRanges", {})
+    if not isinstance(key_ranges, dict):
+        raise errors.RestoreCorruptedData(f"{name}: keyRanges is not an object")
+    return SnapshotManifest(
+        begin_version=begin_version,
+        end_version=end_version,
+        files=tuple(_path(f, f"{name}: file path") for f in files),
+        key_ranges={
+            _path(path, f"{name}: keyRanges path"): _range(
+                r, "beginKey", "endKey", f"{name}: keyRanges[{path}]"
+            )
+            for path, r in key_ranges.items()
+        },
+        total_bytes=total_bytes,
+    )
