@@ -36,7 +36,7 @@ class EncryptionMetadata:
 
     def __post_init__(self) -> None:
         if not _consistent(self.enabled, self.block_size):
-            raise errors.InvalidOptionValue(f"encryption block size {self.block_size}, enabled={self.enabled}")
+            raise errors.InvalidOptionValue(f"block size {self.block_size} with enabled={self.enabled}")
 
     def to_json(self) -> bytes:
         return b'{"is_encryption_enabled":%s,"encryption_block_size":%d}' % (
