@@ -62,6 +62,15 @@ def _split(text: str, names: Sequence[str], what: str) -> list[str]:
     return values
 
 
+def _text(data: str | bytes, what: str) -> str:
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _decode_error(what, "is not UTF-8 text") from None
+
+
 def _int(value: str, name: str, what: str, minimum: int = 0) -> int:
     if not _INT.fullmatch(value) or not minimum <= int(value) < 2**63:
         raise _decode_error(what, f"[{name}] {value!r} is not an integer >= {minimum}")
@@ -173,8 +182,9 @@ class BatchManifest:
         )
 
     @classmethod
-    def parse(cls, text: str, what: str = "batch manifest") -> BatchManifest:
-        v = _split(text, _BATCH_FIELDS, what)
+    def parse(cls, text: str | bytes, what: str = "batch manifest") -> BatchManifest:
+        """Parse a batch manifest; bytes are the raw file content."""
+        v = _split(_text(text, what), _BATCH_FIELDS, what)
         probability = v[17]
         if not _DECIMAL.fullmatch(probability):
             raise _decode_error(what, f"[ByteSampleMinimalProbability] {probability!r} is not a decimal")
@@ -339,9 +349,9 @@ def _lines(source: ByteSource, chunk_size: int) -> Iterator[str]:
     leftover = b""
     for _, chunk in source.blocks(chunk_size):
         *lines, leftover = (leftover + chunk).split(b"\n")
-        yield from (line.decode("utf-8") for line in lines if line)
+        yield from (_text(line, source.name) for line in lines if line)
     if leftover:
-        yield leftover.decode("utf-8")
+        yield _text(leftover, source.name)
 
 
 def parse_job_manifest(text: str, name: str = JOB_MANIFEST_NAME) -> list[JobManifestEntry]:

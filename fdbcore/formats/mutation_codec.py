@@ -41,9 +41,15 @@ def _check_type(type_: int, what: str) -> None:
         raise errors.RestoreCorruptedData(f"{what}: invalid mutation type {type_}")
 
 
+def _check_encodable(type_: int) -> None:
+    if not 0 <= type_ < MutationType.MAX_ATOMIC_OP:
+        raise errors.InvalidMutationType(f"mutation type {type_} cannot be written to a backup log")
+
+
 def encode_mutation_ref(m: Mutation, checksum: bool = False) -> bytes:
     """Serialize one mutation as FDB's BinaryWriter does; ``checksum`` adds the CRC-32C suffix (flag 0x80)."""
     type_, p1, p2 = m
+    _check_encodable(type_)
     wire1, wire2 = (p2, b"") if type_ == MutationType.CLEAR_RANGE and p2 == key_after(p1) else (p1, p2)
     if checksum:
         wire2 += _U32.pack(_mutation_checksum(type_, p1, p2))
@@ -86,7 +92,11 @@ def decode_mutation_ref(msg: bytes, what: str) -> Mutation:
 
 def encode_mutation_list(mutations: Iterable[Mutation]) -> bytes:
     """A V1 log value before it is cut into parts: protocol version, byte count, mutations."""
-    body = b"".join(_ENTRY_HEADER.pack(t, len(p1), len(p2)) + p1 + p2 for t, p1, p2 in mutations)
+    parts: list[bytes] = []
+    for type_, p1, p2 in mutations:
+        _check_encodable(type_)
+        parts += (_ENTRY_HEADER.pack(type_, len(p1), len(p2)), p1, p2)
+    body = b"".join(parts)
     return _LIST_HEADER.pack(BACKUP_MUTATIONS_PROTOCOL, len(body)) + body
 
 

@@ -106,7 +106,10 @@ class BulkDumpSnapshotManifest:
 def _raw(value: object, what: str) -> bytes:
     if not isinstance(value, str):
         raise errors.RestoreCorruptedData(f"{what} is not a string")
-    return bytes(ord(c) & 0xFF for c in value)
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:  # a \uHHHH escape above 0xFF: FDB keeps its low byte
+        return bytes(ord(c) & 0xFF for c in value)
 
 
 def _path(value: object, what: str) -> str:

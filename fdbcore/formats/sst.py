@@ -75,10 +75,14 @@ class SstWriter:
             raise errors.InternalError(
                 f"SST keys must ascend strictly: {printable(key)} after {printable(self._last)}"
             )
-        if self._writer is None:
-            self._writer = SstFileWriter(options=_options())
-            self._writer.open(self.path)
-        self._writer[key] = value
+        try:
+            if self._writer is None:
+                writer = SstFileWriter(options=_options())
+                writer.open(self.path)
+                self._writer = writer
+            self._writer[key] = value
+        except Exception as exc:
+            raise errors.IoError(f"cannot write SST file {self.path}: {exc}") from exc
         self._last = key
         self.key_count += 1
         self.total_bytes += len(key) + len(value)
@@ -87,7 +91,10 @@ class SstWriter:
         """Complete the file; None (and no file) when no KV was added."""
         if self._writer is None:
             return None
-        self._writer.finish()
+        try:
+            self._writer.finish()
+        except Exception as exc:
+            raise errors.IoError(f"cannot finish SST file {self.path}: {exc}") from exc
         self._writer = None
         return SstFileInfo(
             self.path, self.key_count, self.total_bytes, os.path.getsize(self.path), sha256_file(self.path)
@@ -216,7 +223,7 @@ def byte_sample(key: bytes, value_size: int) -> int | None:
     size = len(key) + value_size
     probability = size / (len(key) + BYTE_SAMPLING_OVERHEAD) / BYTE_SAMPLING_FACTOR
     probability = min(max(probability, MIN_BYTE_SAMPLING_PROBABILITY), 1.0)
-    if hashlittle2(key)[0] / 4294967296.0 < probability:
+    if probability == 1.0 or hashlittle2(key)[0] / 4294967296.0 < probability:  # the hash is always < 2^32
         return int(size / probability)
     return None
 

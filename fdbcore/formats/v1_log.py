@@ -106,7 +106,7 @@ def iter_v1_log(
 
     A first pass indexes where every part lies; the second reads the parts back version by version
     through a small block cache (records of nearby versions sit together, so hits are the rule).
-    Memory: the index (a few dozen bytes per record) plus ``cached_blocks`` blocks.
+    Memory: the index (about 200 bytes per record of up to 10 KB) plus ``cached_blocks`` blocks.
     """
     index: dict[int, dict[int, tuple[int, int, int]]] = {}
     for offset, block in source.blocks(block_size):

@@ -117,6 +117,14 @@ def test_malformed_batch_manifest(text: str, match: str) -> None:
     assert info.value.code == 1246
 
 
+def test_bytes_input() -> None:
+    assert BatchManifest.parse(FDB_STYLE.encode()) == BatchManifest.parse(FDB_STYLE)
+    with pytest.raises(errors.BulkloadManifestDecodeError, match="UTF-8"):
+        BatchManifest.parse(b"\xff" + FDB_STYLE.encode())
+    with pytest.raises(errors.BulkloadManifestDecodeError, match="UTF-8"):
+        list(iter_job_manifest(BytesSource(JOB_TEXT.encode() + b"\xfe\n")))
+
+
 def test_paths_may_not_escape_the_root() -> None:
     with pytest.raises(errors.BulkloadFilesetInvalidFilepath, match="RelativePath"):
         BatchManifest.parse(replace_field(FDB_STYLE, "RelativePath", "../../etc"))

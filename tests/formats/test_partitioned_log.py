@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from fdbcore import errors
 from fdbcore.formats.crc32c import crc32c
 from fdbcore.formats.io import BytesSource
+from fdbcore.formats.mutation_codec import encode_mutation_list
 from fdbcore.formats.partitioned_log import (
     LogMutation,
     PartitionedLogWriter,
@@ -141,3 +142,10 @@ def test_round_trip(records: list[tuple[int, int, Mutation]], slack: int, checks
     data = out.getvalue()
     assert len(data) == w.bytes_written
     assert list(iter_partitioned_log(BytesSource(data), bs)) == [LogMutation(*r) for r in records]
+
+
+def test_invalid_mutation_types_are_refused() -> None:
+    with pytest.raises(errors.InvalidMutationType):
+        PartitionedLogWriter(sink()).add(1, 0, Mutation(24, b"a", b""))
+    with pytest.raises(errors.InvalidMutationType):
+        encode_mutation_list([Mutation(200, b"a", b"")])

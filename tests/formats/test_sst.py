@@ -127,3 +127,8 @@ def test_byte_sample_rule() -> None:
         assert byte_sample(key, 10) == expected
     sampled = list(byte_sample_entries([(b"k", b"x" * 100_000), (b"a", b"")]))
     assert sampled[0] == (b"k", struct.pack("<q", 100_001)) and len(sampled) <= 2
+
+
+def test_unwritable_path_is_io_error(tmp_path: Path) -> None:
+    with pytest.raises(errors.IoError, match="no-such-dir"):
+        write_sst(tmp_path / "no-such-dir" / "x.sst", [(b"a", b"1")])
