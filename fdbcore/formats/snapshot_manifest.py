@@ -79,9 +79,15 @@ class SnapshotManifest:
 
 @dataclass(frozen=True, slots=True)
 class BulkDumpSnapshotManifest:
-    """A BulkDump snapshot (8.0): the data lives under ``bulkdump_data/<job_id>/``."""
+    """A BulkDump snapshot (8.0): the data lives under ``bulkdump_data/<job_id>/``.
 
-    version: int
+    FDB writes ``beginVersion == endVersion ==`` the backup's start version, although every batch is
+    read at its own later version. We record the truth: the smallest and largest batch versions, so a
+    restore never targets a version some batch has already passed. Both shapes parse.
+    """
+
+    begin_version: int
+    end_version: int
     job_id: str
     ranges: tuple[KeyRange, ...]
     total_bytes: int
@@ -91,8 +97,8 @@ class BulkDumpSnapshotManifest:
         if not _UID.fullmatch(self.job_id):
             raise errors.InternalError(f"BulkDump job id {self.job_id!r} is not 32 lowercase hex digits")
         doc: dict[bytes, _Json] = {
-            b"beginVersion": self.version,
-            b"endVersion": self.version,
+            b"beginVersion": self.begin_version,
+            b"endVersion": self.end_version,
             b"bulkDumpJobId": self.job_id,
             b"files": [],
             b"ranges": [{b"begin": r.begin, b"end": r.end} for r in self.ranges],
@@ -151,6 +157,8 @@ def parse_snapshot_manifest(
         ) from None
     if not isinstance(doc, dict):
         raise errors.RestoreCorruptedData(f"{name} is not a JSON object")
+    if begin_version > end_version:
+        raise errors.RestoreCorruptedData(f"{name}: begin version {begin_version} is after end {end_version}")
     for key, expected in (("beginVersion", begin_version), ("endVersion", end_version)):
         if _int(doc, key, name) != expected:
             raise errors.RestoreCorruptedData(
@@ -164,13 +172,12 @@ def parse_snapshot_manifest(
     if job_id:
         if not isinstance(job_id, str) or not _UID.fullmatch(job_id):
             raise errors.RestoreCorruptedData(f"{name}: bulkDumpJobId {job_id!r} is not a 32-hex-digit UID")
-        if begin_version != end_version:
-            raise errors.RestoreCorruptedData(f"{name}: a BulkDump manifest must have one version")
         ranges = doc.get("ranges")
         if not isinstance(ranges, list):
             raise errors.RestoreCorruptedData(f"{name}: ranges is not an array")
         return BulkDumpSnapshotManifest(
-            version=begin_version,
+            begin_version=begin_version,
+            end_version=end_version,
             job_id=job_id,
             ranges=tuple(_range(r, "begin", "end", f"{name}: range") for r in ranges),
             total_bytes=total_bytes,
