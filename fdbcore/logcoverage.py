@@ -71,11 +71,11 @@ def chain_end(files: Sequence[L], begin: int) -> int | None:
     return end
 
 
-def v1_chain(files: Sequence[L], begin: int, target: int) -> tuple[list[L], int] | None:
-    """The V1 files needed to go from ``begin`` through ``target``, and the chain's exclusive end.
+def v1_chain(files: Sequence[L], begin: int, target: int | None = None) -> tuple[list[L], int] | None:
+    """The V1 chain from ``begin``: its files and exclusive end; None when no file contains ``begin``.
 
     Like FDB: start with a file containing ``begin`` and follow files whose begin equals the previous
-    end. Returns None when the chain does not reach past ``target``.
+    end, stopping once the chain passes ``target`` (when given). The caller checks ``end > target``.
     """
     ordered = sorted(files, key=lambda f: (f.begin, f.end))
     chain: list[L] = []
@@ -88,11 +88,9 @@ def v1_chain(files: Sequence[L], begin: int, target: int) -> tuple[list[L], int]
         elif f.begin == end:
             chain.append(f)
             end = f.end
-        if end is not None and end > target:
+        if end is not None and target is not None and end > target:
             break
-    if end is None or end <= target:
-        return None
-    return chain, end
+    return None if end is None else (chain, end)
 
 
 def partitioned_continuous_end(files: Sequence[L], begin: int) -> int | None:

@@ -228,8 +228,12 @@ EXPIRED_END_VERSION: Final = "expired_end_version"
 UNRELIABLE_END_VERSION: Final = "unreliable_end_version"
 MUTATION_LOG_TYPE: Final = "mutation_log_type"
 ENCRYPTION_METADATA: Final = "encryption_metadata"
+#: Our extension: JSON listing the key range of each ``plogs/`` tag when tags are disjoint key-range
+#: partitions (which lets restore replay tags independently). FDB reads only the names above.
+LOG_PARTITION_MAP: Final = "log_partition_map"
 PROPERTY_NAMES: Final = frozenset(
     {
+        LOG_PARTITION_MAP,
         LOG_BEGIN_VERSION,
         LOG_END_VERSION,
         EXPIRED_END_VERSION,

@@ -25,10 +25,9 @@ def plog(b: int, e: int, tag: int, total: int = 2) -> F:
 
 def test_v1_chain_follows_exact_links() -> None:
     files = [F(0, 10), F(10, 20), F(20, 30), F(15, 25)]
-    chain, end = v1_chain(files, 5, 25)  # type: ignore[misc]
-    assert [f.begin for f in chain] == [0, 10, 20] and end == 30
-    assert v1_chain(files, 5, 30) is None  # end is exclusive
-    assert v1_chain([F(10, 20)], 5, 15) is None  # nothing covers the begin
+    assert v1_chain(files, 5, 15) == ([F(0, 10), F(10, 20)], 20)
+    assert v1_chain(files, 5) == ([F(0, 10), F(10, 20), F(20, 30)], 30)
+    assert v1_chain([F(10, 20)], 5) is None  # nothing covers the begin
 
 
 def test_chain_allows_overlap_and_stops_at_gap() -> None:

@@ -1,0 +1,405 @@
+"""What a backup container holds and what it can restore (FDB's ``describeBackup``/``getRestoreSet``).
+
+Differences from FDB 8.0, each deliberate (``fdb-formats.md`` §6):
+
+- A snapshot's type comes from its content (a ``bulkDumpJobId`` means BulkDump), not from FDB's
+  name-suffix check, which never matches; ``describe`` therefore prints the right ``type=``.
+- A range-file restore never selects a BulkDump snapshot (FDB can, and then restores no range data);
+  a BulkLoad restore only selects BulkDump snapshots.
+- Restorability is computed per snapshot from its own begin version, and every restore range must
+  lie inside what the chosen snapshot covers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+from fdbcore import errors, naming
+from fdbcore.container.base import BackupContainer
+from fdbcore.formats.properties import EncryptionMetadata, parse_encryption_metadata, parse_version_property
+from fdbcore.formats.snapshot_manifest import (
+    BulkDumpSnapshotManifest,
+    SnapshotManifest,
+    parse_snapshot_manifest,
+)
+from fdbcore.keys import KeyRange, from_hex_plain, normalize_ranges, to_hex_plain
+from fdbcore.logcoverage import drop_subset_duplicates, partitioned_continuous_end, v1_chain
+
+MUTATION_LOG_DEFAULT, MUTATION_LOG_PARTITIONED = 0, 1
+
+
+class SnapshotKind(StrEnum):
+    RANGEFILE = "rangefile"
+    BULKDUMP = "bulkdump"
+
+
+RestoreMode = Literal["rangefile", "bulkload"]
+
+
+@dataclass(frozen=True, slots=True)
+class RangeFileRef:
+    path: str
+    size: int
+    version: int
+    block_size: int
+    #: From the snapshot manifest's ``keyRanges`` (None for old manifests without them).
+    key_range: KeyRange | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogFileRef:
+    path: str
+    size: int
+    begin: int
+    end: int
+    block_size: int
+    tag: int | None
+    total_tags: int | None
+    partitioned: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRef:
+    path: str
+    begin_version: int
+    end_version: int
+    total_bytes: int
+    kind: SnapshotKind
+    manifest: SnapshotManifest | BulkDumpSnapshotManifest
+    #: Exclusive end of the logs continuous from ``begin_version`` (None: no such logs).
+    log_end: int | None = None
+
+    @property
+    def restorable(self) -> bool:
+        return self.max_restorable is not None
+
+    @property
+    def max_restorable(self) -> int | None:
+        """The newest version this snapshot restores to, or None if it cannot be restored."""
+        if self.log_end is not None and self.log_end > self.end_version:
+            return self.log_end - 1
+        if self.begin_version == self.end_version:
+            return self.end_version
+        return None
+
+    def covered_ranges(self) -> list[KeyRange]:
+        """Key ranges whose data the snapshot holds (empty for range-file manifests without keyRanges)."""
+        if isinstance(self.manifest, BulkDumpSnapshotManifest):
+            return normalize_ranges(self.manifest.ranges)
+        return normalize_ranges(self.manifest.key_ranges.values())
+
+    def expired_pct(self, expired_end: int | None) -> float:
+        if expired_end is None or expired_end <= self.begin_version:
+            return 0.0
+        if expired_end >= self.end_version:
+            return 100.0
+        return 100.0 * (expired_end - self.begin_version) / (self.end_version - self.begin_version)
+
+
+@dataclass(frozen=True)
+class Description:
+    """The facts ``fdbbackup describe`` prints."""
+
+    url: str
+    snapshots: list[SnapshotRef]
+    mutation_log_type: int
+    encryption: EncryptionMetadata
+    expired_end: int | None
+    unreliable_end: int | None
+    min_log_begin: int | None
+    contiguous_log_end: int | None
+    max_log_end: int | None
+    partitions: dict[int, KeyRange] | None = None
+
+    @property
+    def snapshot_bytes(self) -> int:
+        return sum(s.total_bytes for s in self.snapshots)
+
+    def restorable_range(self, kind: SnapshotKind | None = None) -> tuple[int, int] | None:
+        """``(min, max)`` restorable versions, over all snapshots or those of one kind."""
+        points = [
+            (s.end_version, s.max_restorable)
+            for s in self.snapshots
+            if s.max_restorable is not None and (kind is None or s.kind == kind)
+        ]
+        if not points:
+            return None
+        return min(p[0] for p in points), max(p[1] for p in points if p[1] is not None)
+
+    @property
+    def min_restorable(self) -> int | None:
+        r = self.restorable_range()
+        return r[0] if r else None
+
+    @property
+    def max_restorable(self) -> int | None:
+        r = self.restorable_range()
+        return r[1] if r else None
+
+
+@dataclass(frozen=True)
+class RestoreSet:
+    """Everything a restore to ``target_version`` reads."""
+
+    target_version: int
+    snapshot: SnapshotRef
+    #: Range files to load (range-file mode); empty in BulkLoad mode.
+    range_files: list[RangeFileRef]
+    #: Log files with mutations in ``(begin_version, target_version]``, subset duplicates removed.
+    log_files: list[LogFileRef]
+    #: Smallest and largest snapshot version among the selected data (logs are needed from the first).
+    begin_version: int
+    end_version: int
+    #: Tag -> key range when the partitioned logs are disjoint key-range partitions (written by us);
+    #: None when tags must be merged into one ordered stream (FDB's backup workers, V1 logs).
+    partitions: dict[int, KeyRange] | None = field(default=None)
+
+
+def encode_partition_map(partitions: dict[int, KeyRange]) -> bytes:
+    doc = {
+        "version": 1,
+        "partitions": [
+            {"tag": tag, "begin": to_hex_plain(r.begin), "end": to_hex_plain(r.end)}
+            for tag, r in sorted(partitions.items())
+        ],
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def decode_partition_map(data: bytes, name: str) -> dict[int, KeyRange]:
+    try:
+        doc = json.loads(data)
+        parts = {}
+        for p in doc["partitions"]:
+            parts[int(p["tag"])] = KeyRange(from_hex_plain(p["begin"]), from_hex_plain(p["end"]))
+    except (ValueError, KeyError, TypeError, errors.FDBError) as exc:
+        raise errors.BackupInvalidInfo(f"{name} is not a valid log partition map: {exc}") from None
+    if sorted(parts) != list(range(len(parts))) or any(
+        a.intersects(b) for i, a in enumerate(parts.values()) for b in list(parts.values())[i + 1 :]
+    ):
+        raise errors.BackupInvalidInfo(f"{name}: tags must be 0..N-1 with disjoint key ranges")
+    return parts
+
+
+class Catalog:
+    """Read-only view of one backup container's files, computed on demand."""
+
+    def __init__(self, container: BackupContainer) -> None:
+        self.container = container
+
+    # --- listings ---------------------------------------------------------------------------------
+    def range_files(self) -> list[RangeFileRef]:
+        out = []
+        for prefix in (naming.KVRANGES_PREFIX, naming.LEGACY_RANGES_PREFIX):
+            for info in self.container.list(prefix):
+                name = naming.parse_range_file_path(info.path)
+                if name is not None:
+                    out.append(RangeFileRef(info.path, info.size, name.version, name.block_size))
+        return out
+
+    def log_files(self) -> list[LogFileRef]:
+        out = []
+        for prefix in (naming.LOGS_PREFIX, naming.PLOGS_PREFIX):
+            for info in self.container.list(prefix):
+                n = naming.parse_log_file_path(info.path)
+                if n is not None and n.partitioned == (prefix == naming.PLOGS_PREFIX):
+                    ref = LogFileRef(
+                        info.path, info.size, n.begin, n.end, n.block_size, n.tag, n.total_tags, n.partitioned
+                    )
+                    out.append(ref)
+        return out
+
+    def snapshots(self) -> list[SnapshotRef]:
+        """Every snapshot manifest, parsed (a corrupt manifest raises), oldest end version first."""
+        out = []
+        for info in self.container.list(naming.SNAPSHOTS_PREFIX):
+            n = naming.parse_snapshot_manifest_path(info.path)
+            if n is None:
+                continue
+            manifest = parse_snapshot_manifest(
+                self.container.read(info.path), n.begin_version, n.end_version, info.path
+            )
+            bulk = isinstance(manifest, BulkDumpSnapshotManifest)
+            kind = SnapshotKind.BULKDUMP if bulk else SnapshotKind.RANGEFILE
+            out.append(SnapshotRef(info.path, n.begin_version, n.end_version, n.total_bytes, kind, manifest))
+        out.sort(key=lambda s: (s.end_version, s.begin_version, s.path))
+        return out
+
+    def _version_property(self, name: str) -> int | None:
+        path = naming.property_path(name)
+        try:
+            return parse_version_property(self.container.read(path), path)
+        except errors.FileNotFound:
+            return None
+
+    def partitions(self) -> dict[int, KeyRange] | None:
+        path = naming.property_path(naming.LOG_PARTITION_MAP)
+        try:
+            return decode_partition_map(self.container.read(path), path)
+        except errors.FileNotFound:
+            return None
+
+    def encryption(self) -> EncryptionMetadata:
+        path = naming.property_path(naming.ENCRYPTION_METADATA)
+        try:
+            return parse_encryption_metadata(self.container.read(path), path)
+        except errors.FileNotFound:
+            return EncryptionMetadata()
+
+    # --- describe ---------------------------------------------------------------------------------
+    def describe(self) -> Description:
+        if next(iter(self.container.list("")), None) is None:
+            raise errors.BackupDoesNotExist(f"no backup at {self.container.url}")
+        expired_end = self._version_property(naming.EXPIRED_END_VERSION)
+        unreliable_end = self._version_property(naming.UNRELIABLE_END_VERSION)
+        floor = max(v for v in (expired_end, unreliable_end, 0) if v is not None)
+        logs = [f for f in self.log_files() if f.end > floor]
+        partitioned = [f for f in logs if f.partitioned]
+        chain = _LogChains(partitioned or logs, bool(partitioned))
+        snapshots = [
+            _with_log_end(s, chain.end_from(s.begin_version))
+            for s in self.snapshots()
+            if s.end_version > floor
+        ]
+        min_log_begin = min((f.begin for f in chain.files), default=None)
+        return Description(
+            url=self.container.url,
+            snapshots=snapshots,
+            mutation_log_type=MUTATION_LOG_PARTITIONED if partitioned else MUTATION_LOG_DEFAULT,
+            encryption=self.encryption(),
+            expired_end=expired_end,
+            unreliable_end=unreliable_end,
+            min_log_begin=min_log_begin,
+            contiguous_log_end=chain.end_from(min_log_begin) if min_log_begin is not None else None,
+            max_log_end=max((f.end for f in chain.files), default=None),
+            partitions=self.partitions() if partitioned else None,
+        )
+
+    # --- restore ----------------------------------------------------------------------------------
+    def restore_set(
+        self, target_version: int | None, ranges: Sequence[KeyRange], mode: RestoreMode
+    ) -> RestoreSet:
+        """Choose the newest usable snapshot of the mode's kind and the logs to reach the target.
+
+        ``target_version`` None means the newest restorable version for this mode.
+        """
+        desc = self.describe()
+        kind = SnapshotKind.BULKDUMP if mode == "bulkload" else SnapshotKind.RANGEFILE
+        span = desc.restorable_range(kind)
+        if span is None:
+            if mode == "bulkload":
+                raise errors.RestoreBulkloadDatasetIncomplete(
+                    f"the backup at {desc.url} has no complete, restorable BulkDump dataset. "
+                    "BulkDump dataset incomplete. Use --mode rangefile"
+                )
+            raise errors.RestoreMissingData(f"the backup at {desc.url} has no restorable range-file snapshot")
+        target = span[1] if target_version is None else target_version
+        if not span[0] <= target <= span[1]:
+            raise errors.RestoreInvalidVersion(
+                f"version {target} is not restorable with --mode {mode}: "
+                f"the backup at {desc.url} restores versions {span[0]} through {span[1]}"
+            )
+        wanted = normalize_ranges(ranges)
+        partitioned = desc.mutation_log_type == MUTATION_LOG_PARTITIONED
+        logs = [f for f in self.log_files() if f.partitioned == partitioned]
+        chain = _LogChains(logs, partitioned)
+        for snap in sorted(desc.snapshots, key=lambda s: s.end_version, reverse=True):
+            if snap.kind != kind or snap.end_version > target or snap.max_restorable is None:
+                continue
+            if snap.max_restorable < target:
+                continue
+            _check_covered(snap, wanted)
+            files, begin, end = self._snapshot_files(snap, wanted)
+            if end > target:
+                continue
+            if begin == end == target:
+                log_files: list[LogFileRef] = []
+            else:
+                log_end = chain.end_from(begin)
+                if log_end is None or log_end <= target:
+                    continue
+                log_files = chain.needed(begin, target)
+            return RestoreSet(target, snap, files, log_files, begin, end, desc.partitions)
+        raise errors.RestoreMissingData(
+            f"no {kind.value} snapshot and continuous logs of {desc.url} reach version {target}"
+        )
+
+    def _snapshot_files(
+        self, snap: SnapshotRef, wanted: list[KeyRange]
+    ) -> tuple[list[RangeFileRef], int, int]:
+        if isinstance(snap.manifest, BulkDumpSnapshotManifest):
+            return [], snap.begin_version, snap.end_version
+        sizes = {f.path: f for f in self.range_files()}
+        files = []
+        for path in snap.manifest.files:
+            ref = sizes.get(path)
+            if ref is None:
+                raise errors.RestoreMissingData(f"range file {path} listed in {snap.path} is missing")
+            key_range = snap.manifest.key_ranges.get(path)
+            if key_range is not None and not any(key_range.intersects(w) for w in wanted):
+                continue
+            files.append(RangeFileRef(ref.path, ref.size, ref.version, ref.block_size, key_range))
+        if not files:
+            raise errors.BackupNotOverlappedWithKeysFilter(
+                f"no range file of {snap.path} intersects the requested key ranges"
+            )
+        if not snap.manifest.key_ranges:
+            return files, snap.begin_version, snap.end_version
+        return files, min(f.version for f in files), max(f.version for f in files)
+
+
+def _check_covered(snap: SnapshotRef, wanted: Iterable[KeyRange]) -> None:
+    covered = snap.covered_ranges()
+    if not covered:
+        return  # an old manifest without per-file ranges: FDB restores all its files
+    for w in wanted:
+        rest = [w]
+        for c in covered:
+            rest = [piece for r in rest for piece in _subtract(r, c)]
+        if rest:
+            raise errors.RestoreMissingData(
+                f"snapshot {snap.path} does not contain key range {rest[0]} requested for restore"
+            )
+
+
+def _subtract(r: KeyRange, c: KeyRange) -> list[KeyRange]:
+    if not r.intersects(c):
+        return [r]
+    out = []
+    if r.begin < c.begin:
+        out.append(KeyRange(r.begin, c.begin))
+    if c.end < r.end:
+        out.append(KeyRange(c.end, r.end))
+    return out
+
+
+def _with_log_end(s: SnapshotRef, log_end: int | None) -> SnapshotRef:
+    return SnapshotRef(s.path, s.begin_version, s.end_version, s.total_bytes, s.kind, s.manifest, log_end)
+
+
+class _LogChains:
+    """Continuity queries over one kind of logs (partitioned or V1)."""
+
+    def __init__(self, files: Sequence[LogFileRef], partitioned: bool) -> None:
+        self.partitioned = partitioned
+        if partitioned:
+            self.files = drop_subset_duplicates(files)
+        else:
+            self.files = sorted(files, key=lambda f: (f.begin, f.end))
+
+    def end_from(self, begin: int) -> int | None:
+        if self.partitioned:
+            return partitioned_continuous_end(self.files, begin)
+        found = v1_chain(self.files, begin)
+        return found[1] if found else None
+
+    def needed(self, begin: int, target: int) -> list[LogFileRef]:
+        """Files holding mutations in ``(begin, target]`` (the chain for V1)."""
+        if self.partitioned:
+            return [f for f in self.files if f.end > begin and f.begin <= target]
+        found = v1_chain(self.files, begin, target)
+        return found[0] if found else []

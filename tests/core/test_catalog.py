@@ -1,0 +1,142 @@
+"""The catalog over a real local container holding real range files, logs and manifests."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from fdbcore import errors, naming
+from fdbcore.catalog import Catalog, SnapshotKind, encode_partition_map
+from fdbcore.container.local import LocalContainer
+from fdbcore.formats.partitioned_log import PartitionedLogWriter
+from fdbcore.formats.rangefile import write_range_file
+from fdbcore.formats.snapshot_manifest import BulkDumpSnapshotManifest, SnapshotManifest
+from fdbcore.keys import USER_KEYS, KeyRange
+from fdbcore.mutations import set_value
+
+UID = "0123456789abcdef0123456789abcdef"
+JOB = "fedcba9876543210fedcba9876543210"
+A, M = KeyRange(b"", b"m"), KeyRange(b"m", b"\xff")
+
+
+def put_range_file(c: LocalContainer, snap: int, idx: int, version: int, r: KeyRange) -> str:
+    path = naming.range_file_path(snap, idx, version, UID, 4096)
+    buf = io.BytesIO()
+    write_range_file(buf, r.begin, [(r.begin + b"k", b"v")], r.end, 4096)
+    c.write(path, buf.getvalue())
+    return path
+
+
+def put_plog(c: LocalContainer, begin: int, end: int, tag: int, total: int = 2) -> None:
+    buf = io.BytesIO()
+    w = PartitionedLogWriter(buf, 4096)
+    w.add(begin, 0, set_value(b"a" if tag == 0 else b"n", b"x"))
+    w.finish()
+    c.write(naming.log_file_path(begin, end, UID, 4096, tag=tag, total_tags=total), buf.getvalue())
+
+
+def put_range_snapshot(c: LocalContainer, snap: int, versions: tuple[int, int]) -> None:
+    files = {put_range_file(c, snap, 0, versions[0], A): A, put_range_file(c, snap, 1, versions[1], M): M}
+    total = sum(c.size(p) for p in files)
+    m = SnapshotManifest(min(versions), max(versions), tuple(files), files, total)
+    c.write(naming.snapshot_manifest_path(min(versions), max(versions), total), m.to_json())
+
+
+def put_bulk_snapshot(c: LocalContainer, begin: int, end: int) -> None:
+    m = BulkDumpSnapshotManifest(begin, end, JOB, (USER_KEYS,), 1000, 10)
+    c.write(naming.snapshot_manifest_path(begin, end, 1000), m.to_json())
+
+
+@pytest.fixture
+def container(tmp_path: Path) -> LocalContainer:
+    c = LocalContainer(str(tmp_path / "backup"))
+    c.create()
+    c.write(naming.property_path(naming.LOG_PARTITION_MAP), encode_partition_map({0: A, 1: M}))
+    # logs: [100, 200) and [200, 300) for both tags
+    for tag in (0, 1):
+        put_plog(c, 100, 200, tag)
+        put_plog(c, 200, 300, tag)
+    put_range_snapshot(c, 110, (120, 150))
+    put_bulk_snapshot(c, 130, 160)
+    return c
+
+
+def test_describe_types_and_restorable_versions(container: LocalContainer) -> None:
+    desc = Catalog(container).describe()
+    assert [(s.kind, s.begin_version, s.end_version) for s in desc.snapshots] == [
+        (SnapshotKind.RANGEFILE, 120, 150),
+        (SnapshotKind.BULKDUMP, 130, 160),
+    ]
+    assert (desc.min_log_begin, desc.contiguous_log_end, desc.max_log_end) == (100, 300, 300)
+    assert desc.restorable_range() == (150, 299)
+    assert desc.restorable_range(SnapshotKind.BULKDUMP) == (160, 299)
+    assert desc.mutation_log_type == 1
+    assert desc.partitions == {0: A, 1: M}
+
+
+def test_log_gap_in_one_tag_limits_restorability(container: LocalContainer) -> None:
+    put_plog(container, 300, 400, 0)  # tag 1 stops at 300
+    desc = Catalog(container).describe()
+    assert desc.contiguous_log_end == 300 and desc.max_log_end == 400
+
+
+def test_rangefile_restore_never_selects_a_bulkdump_snapshot(container: LocalContainer) -> None:
+    rs = Catalog(container).restore_set(170, [USER_KEYS], "rangefile")
+    assert rs.snapshot.kind == SnapshotKind.RANGEFILE
+    assert [f.version for f in rs.range_files] == [120, 150]
+    assert (rs.begin_version, rs.end_version, rs.target_version) == (120, 150, 170)
+    assert {(f.begin, f.tag) for f in rs.log_files} == {(100, 0), (100, 1)}
+
+
+def test_bulkload_restore_selects_the_bulkdump_dataset(container: LocalContainer) -> None:
+    rs = Catalog(container).restore_set(None, [USER_KEYS], "bulkload")
+    assert rs.snapshot.kind == SnapshotKind.BULKDUMP and rs.target_version == 299
+    assert rs.range_files == [] and (rs.begin_version, rs.end_version) == (130, 160)
+    assert len(rs.log_files) == 4
+
+
+def test_key_filter_narrows_files_and_versions(container: LocalContainer) -> None:
+    rs = Catalog(container).restore_set(150, [KeyRange(b"a", b"b")], "rangefile")
+    assert [f.key_range for f in rs.range_files] == [A]
+    assert (rs.begin_version, rs.end_version) == (120, 120)
+
+
+@pytest.mark.parametrize(
+    ("target", "mode", "error", "text"),
+    [
+        (149, "rangefile", errors.RestoreInvalidVersion, "150 through 299"),
+        (300, "rangefile", errors.RestoreInvalidVersion, "150 through 299"),
+        (155, "bulkload", errors.RestoreInvalidVersion, "160 through 299"),
+    ],
+)
+def test_versions_outside_the_range_are_named_errors(
+    container: LocalContainer, target: int, mode: str, error: type[errors.FDBError], text: str
+) -> None:
+    with pytest.raises(error, match=text):
+        Catalog(container).restore_set(target, [USER_KEYS], mode)  # type: ignore[arg-type]
+
+
+def test_bulkload_without_dataset_points_to_rangefile(tmp_path: Path) -> None:
+    c = LocalContainer(str(tmp_path / "b"))
+    c.create()
+    for tag in (0, 1):
+        put_plog(c, 100, 200, tag)
+    put_range_snapshot(c, 110, (120, 150))
+    with pytest.raises(errors.RestoreBulkloadDatasetIncomplete, match="Use --mode rangefile"):
+        Catalog(c).restore_set(None, [USER_KEYS], "bulkload")
+
+
+def test_missing_range_file_and_uncovered_range(container: LocalContainer) -> None:
+    with pytest.raises(errors.RestoreMissingData, match="does not contain key range"):
+        Catalog(container).restore_set(150, [KeyRange(b"", b"\xff\x01")], "rangefile")
+    victim = next(f.path for f in Catalog(container).range_files() if f.version == 150)
+    container.delete(victim)
+    with pytest.raises(errors.RestoreMissingData, match="is missing"):
+        Catalog(container).restore_set(150, [USER_KEYS], "rangefile")
+
+
+def test_empty_container_does_not_exist(tmp_path: Path) -> None:
+    with pytest.raises(errors.BackupDoesNotExist):
+        Catalog(LocalContainer(str(tmp_path / "none"))).describe()
