@@ -11,6 +11,10 @@ Contract (the contract test suite in ``tests/container`` runs it against every b
   unfinished one; listings of any length are complete (pagination is the backend's business).
 - Missing files raise :class:`fdbcore.errors.FileNotFound`; any other failure raises an
   :class:`fdbcore.errors.FDBError`, never returns a partial or empty result.
+- No path is also a folder of another path (``a/b`` and ``a/b/c``): a file system cannot hold both,
+  and FDB's layout never needs it.
+- Paths that could leave the root (absolute, ``..``, ``.`` or empty components) raise
+  :class:`fdbcore.errors.ClientInvalidOperation`; see :func:`check_path`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,22 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
+
+from fdbcore.errors import ClientInvalidOperation
+
+
+def check_path(path: str, *, prefix: bool = False) -> str:
+    """Return ``path`` if it is a container-relative path, else raise ``client_invalid_operation``.
+
+    With ``prefix``, ``path`` may also be empty or end in ``/`` (a listing prefix).
+    Paths can come from manifests read back from storage, so every backend checks them.
+    """
+    parts = path.split("/")
+    if prefix:
+        parts = parts[:-1]  # the last component of a prefix may be empty or partial
+    if "\0" in path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ClientInvalidOperation(f"invalid container path {path!r}")
+    return path
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +87,9 @@ class BackupContainer(ABC):
     @abstractmethod
     def url(self) -> str:
         """The container URL with any secret redacted; safe to log and display."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
 
     @abstractmethod
     def create(self) -> None:
