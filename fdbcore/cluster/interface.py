@@ -142,6 +142,15 @@ class ClusterDriver(Protocol):
 
     def status(self) -> ClusterStatus: ...
 
+    # --- timekeeper (FDB's ``\xff\x02/timeKeeper/map/``) -----------------------------------------
+    def version_at_time(self, unix_time: float) -> int:
+        """FDB's ``timeKeeperVersionFromDatetime``: the version the cluster had at ``unix_time``."""
+        ...
+
+    def time_at_version(self, version: int) -> int | None:
+        """FDB's ``timeKeeperEpochsFromVersion``: unix seconds at ``version``; ``None`` if unknown."""
+        ...
+
     # --- mutation log (what TLogs / backup workers provide) ------------------------------------
     def start_log_capture(self, capture_id: str, ranges: Sequence[KeyRange]) -> int:
         """Retain every mutation committed in ``ranges`` after the returned version, until popped.

@@ -1,0 +1,253 @@
+"""The embedded cluster's server process: gRPC in front of :class:`~.storage.Storage`.
+
+RPCs are gRPC unary calls with msgpack bodies through generic method handlers (no protobuf code
+generation). Every response is an envelope, ``{"ok": result}`` or ``{"err": [fdb_code, message]}``,
+so FDB errors cross the wire with their codes and the client raises the same
+:class:`~fdbcore.errors.FDBError` subclass the server did.
+
+The process writes its cluster file (``embedded:<cluster id>@host:port``) atomically once it accepts
+connections, runs until SIGTERM or SIGINT, then stops accepting calls, lets running ones finish and
+closes RocksDB. A maintenance thread commits empty batches when idle (so read versions advance like
+FDB's) and splits oversized shards.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from fdbcore import errors
+from fdbcore.cluster import EMBEDDED_DESCRIPTION, clusterfile
+from fdbcore.cluster.embedded import wire
+from fdbcore.cluster.embedded.faults import Fault, FaultRegistry
+from fdbcore.cluster.embedded.knobs import Knobs
+from fdbcore.cluster.embedded.secondary import WorkerPool, digest_range
+from fdbcore.cluster.embedded.storage import Storage
+from fdbcore.keys import KeyRange
+
+log = logging.getLogger(__name__)
+
+SHARD_SPLIT_INTERVAL = 1.0
+
+Request = dict[str, Any]
+
+
+class ClusterService:
+    """The RPC methods, each taking the decoded request and returning a msgpack-able result."""
+
+    def __init__(self, storage: Storage, faults: FaultRegistry, pool: WorkerPool) -> None:
+        self.storage = storage
+        self.faults = faults
+        self.pool = pool
+
+    def methods(self) -> dict[str, Callable[[Request], object]]:
+        s = self.storage
+        return {
+            "GetReadVersion": lambda r: s.latest_version,
+            "Get": lambda r: s.get(r["key"], r["version"]),
+            "GetRange": self.get_range,
+            "Commit": self.commit,
+            "ShardMap": lambda r: wire.shards_out(s.shard_map()),
+            "Knobs": lambda r: s.knobs.as_strings(),
+            "Status": self.status,
+            "StartLogCapture": lambda r: s.start_log_capture(r["id"], wire.ranges_in(r["ranges"])),
+            "ReadLog": self.read_log,
+            "PopLog": lambda r: s.pop_log(r["id"], r["version"]),
+            "StopLogCapture": lambda r: s.stop_log_capture(r["id"]),
+            "LockRange": lambda r: s.lock_range(KeyRange(r["begin"], r["end"]), r["owner"]),
+            "UnlockRange": lambda r: s.unlock_range(KeyRange(r["begin"], r["end"]), r["owner"]),
+            "VersionAtTime": lambda r: s.timekeeper.version_at_time(r["time"]),
+            "TimeAtVersion": lambda r: s.timekeeper.time_at_version(r["version"]),
+            "InjectFault": self.inject_fault,
+            "ClearFaults": lambda r: self.faults.clear(),
+            "ShardDigests": self.shard_digests,
+        }
+
+    def get_range(self, r: Request) -> dict[str, object]:
+        result = self.storage.get_range(
+            r["begin"],
+            r["end"],
+            r["version"],
+            limit=r["limit"],
+            limit_bytes=r["limit_bytes"],
+            reverse=r["reverse"],
+        )
+        return {"kv": result.flat, "more": result.more}
+
+    def commit(self, r: Request) -> int:
+        types, p1s, p2s = r["mutations"]
+        return self.storage.commit(
+            (types, p1s, p2s),
+            read_version=r.get("read_version"),
+            read_conflicts=wire.ranges_in(r.get("read_conflicts", [])),
+            lock_owner=r.get("lock_owner"),
+        )
+
+    def read_log(self, r: Request) -> dict[str, object]:
+        result = self.storage.read_log(r["id"], r["begin_version"], r["limit_bytes"])
+        return {"entries": [[v, blob] for v, blob in result.entries], "end": result.end_version}
+
+    def inject_fault(self, r: Request) -> None:
+        fault = Fault(
+            r["operation"], KeyRange(r["begin"], r["end"]), r["action"], r["times"], r["stall_seconds"]
+        )
+        self.faults.inject(fault)
+
+    def shard_digests(self, r: Request) -> list[dict[str, object]]:
+        shards = self.storage.shard_map()
+        data_dir = str(self.storage.data_dir)
+        digests = self.pool.map(digest_range, [(data_dir, s.range.begin, s.range.end) for s in shards])
+        return [
+            {
+                "id": shard.id,
+                "begin": d.begin,
+                "end": d.end,
+                "version": d.version,
+                "keys": d.keys,
+                "bytes": d.bytes,
+                "sha256": d.sha256,
+            }
+            for shard, d in zip(shards, digests, strict=True)
+        ]
+
+    def status(self, r: Request) -> dict[str, object]:
+        s = self.storage
+        captures = [capture.public() for capture in list(s.captures.values())]
+        latest = s.latest_version
+        return {
+            "version": latest,
+            "shards": wire.shards_out(s.shard_map()),
+            "knobs": s.knobs.as_strings(),
+            "captures": captures,
+            "locks": wire.locks_out(s.range_locks()),
+            "extra": {
+                "cluster_id": s.cluster_id,
+                "data_dir": str(s.data_dir),
+                "recovery_version": s.history.start_version,
+                "oldest_readable_version": s.history.oldest_readable(latest),
+                "mvcc_records": len(s.history),
+                "shard_bytes": {st.id: st.nbytes for st in s.shards.states()},
+                "timekeeper": s.timekeeper.summary(),
+                "faults": self.faults.public(),
+            },
+        }
+
+
+def _rpc_handler(fn: Callable[[Request], object]) -> grpc.RpcMethodHandler:
+    def handle(request: Request, context: grpc.ServicerContext) -> dict[str, object]:
+        try:
+            return {"ok": fn(request)}
+        except errors.FDBError as exc:
+            return {"err": [exc.code, exc.message]}
+        except Exception as exc:
+            log.exception("RPC failed")
+            return {"err": [errors.InternalError.code, f"{type(exc).__name__}: {exc}"]}
+
+    return grpc.unary_unary_rpc_method_handler(
+        handle, request_deserializer=wire.unpack, response_serializer=wire.pack
+    )
+
+
+class EmbeddedClusterServer:
+    def __init__(
+        self, data_dir: Path, cluster_file: Path, knobs: Knobs, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.data_dir = data_dir
+        self.cluster_file = cluster_file
+        self.knobs = knobs
+        self.host = host
+        self.port = port
+        self._stop = threading.Event()
+        self._maintenance: threading.Thread | None = None
+        self._grpc: grpc.Server | None = None
+        self.storage: Storage | None = None
+        self.pool = WorkerPool(knobs.worker_processes)
+
+    def start(self) -> str:
+        """Open the data directory, start serving and write the cluster file; return ``host:port``."""
+        self.storage = storage = Storage(self.data_dir, self.knobs)
+        service = ClusterService(storage, FaultRegistry(bool(self.knobs.enable_fault_injection)), self.pool)
+        handlers = {name: _rpc_handler(fn) for name, fn in service.methods().items()}
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc"),
+            options=[*wire.CHANNEL_OPTIONS, ("grpc.so_reuseport", 0)],
+        )
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(wire.SERVICE, handlers),))
+        try:
+            port = server.add_insecure_port(f"{self.host}:{self.port}")
+        except RuntimeError as exc:
+            port = 0
+            reason = str(exc)
+        else:
+            reason = "address in use?"
+        if not port:
+            storage.close()
+            raise errors.IoError(f"cannot listen on {self.host}:{self.port} ({reason})")
+        server.start()
+        self._grpc = server
+        self.port = port
+        self._maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
+        self._maintenance.start()
+        address = f"{self.host}:{port}"
+        clusterfile.write_atomic(
+            self.cluster_file,
+            clusterfile.ClusterFile(EMBEDDED_DESCRIPTION, storage.cluster_id, ((self.host, port),)),
+        )
+        log.info("embedded cluster %s serving %s at %s", storage.cluster_id, self.data_dir, address)
+        return address
+
+    def _maintain(self) -> None:
+        storage = self.storage
+        assert storage is not None
+        idle = self.knobs.idle_commit_interval_ms / 1000
+        interval = idle / 2 if idle else SHARD_SPLIT_INTERVAL
+        next_split = time.monotonic() + SHARD_SPLIT_INTERVAL
+        while not self._stop.wait(interval):
+            try:
+                if idle:
+                    storage.tick(idle)
+                if time.monotonic() >= next_split:
+                    storage.split_oversized_shards()
+                    next_split = time.monotonic() + SHARD_SPLIT_INTERVAL
+            except Exception:
+                log.exception("maintenance failed")
+
+    def stop(self, grace: float = 5.0) -> None:
+        self._stop.set()
+        if self._grpc is not None:
+            self._grpc.stop(grace).wait()
+        if self._maintenance is not None:
+            self._maintenance.join()
+        self.pool.close()
+        if self.storage is not None:
+            self.storage.close()
+            self.storage = None
+        log.info("embedded cluster stopped")
+
+
+def serve(
+    data_dir: Path, cluster_file: Path, knobs: Knobs, *, host: str = "127.0.0.1", port: int = 0
+) -> None:
+    """Run a server in the foreground until SIGTERM or SIGINT."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server = EmbeddedClusterServer(data_dir, cluster_file, knobs, host=host, port=port)
+    server.start()
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()

@@ -1,0 +1,646 @@
+"""The embedded cluster's storage engine and commit path: one RocksDB, one commit lock.
+
+Column families:
+
+- ``default``: the key-value data, user keys ``['', '\\xff')`` and system keys under ``\\xff``;
+- ``meta``: the last committed version (with its wall time), the shard map, log captures, range locks,
+  the timekeeper and the knobs the server last started with;
+- ``mlog``: retained mutation-log entries (see :mod:`.mutation_log`).
+
+Every commit is one RocksDB ``WriteBatch`` holding its data changes, its mutation-log entries, the
+shard byte counts it moved and the new last-committed version, so a restart or a secondary instance
+always sees data and version that belong together. Commits are serialized under one lock (the
+"commit proxy + resolver"); reads take the lock only to pin a consistent view: a RocksDB iterator
+created under the lock sees exactly the state at the latest committed version, and the MVCC records
+handed out with it cover every commit after the read version (see :mod:`.mvcc`).
+
+Durability: the write-ahead log is always on, so an acknowledged commit survives the server being
+killed (``kill -9``); with ``--knob_commit_fsync=1`` every commit is also fsynced and survives a
+power loss.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import operator
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from rocksdict import (
+    AccessType,
+    DBCompressionType,
+    IngestExternalFileOptions,
+    Options,
+    Rdict,
+    RdictIter,
+    ReadOptions,
+    WriteBatch,
+    WriteOptions,
+)
+
+from fdbcore import errors
+from fdbcore.cluster.embedded import mvcc
+from fdbcore.cluster.embedded.knobs import Knobs
+from fdbcore.cluster.embedded.locks import LOCK_PREFIX, MetaChange, RangeLocks, decode_lock
+from fdbcore.cluster.embedded.mutation_log import (
+    CAPTURE_PREFIX,
+    Capture,
+    encode_entry,
+    log_key,
+    log_prefix,
+    version_of_log_key,
+)
+from fdbcore.cluster.embedded.shards import SHARD_PREFIX, ShardMap, ShardState
+from fdbcore.cluster.embedded.versions import (
+    TIMEKEEPER_PREFIX,
+    Timekeeper,
+    VersionClock,
+    decode_version_record,
+    encode_version_record,
+    timekeeper_key,
+)
+from fdbcore.cluster.embedded.wire import Columns, pack
+from fdbcore.cluster.embedded.writes import (
+    POINT_DELETES_MAX,
+    Effects,
+    mutation_span,
+    place_versionstamps,
+    resolve,
+    validate,
+)
+from fdbcore.cluster.interface import RangeLock, Shard
+from fdbcore.keys import ALL_END, KeyRange, printable, strinc
+
+log = logging.getLogger(__name__)
+
+META_CF = "meta"
+MLOG_CF = "mlog"
+VERSION_KEY = b"version"
+CLUSTER_ID_KEY = b"cluster_id"
+KNOBS_KEY = b"knobs"
+DB_DIRNAME = "db"
+
+#: Default and largest byte budgets for one range read (``limit_bytes`` of 0 means the default).
+DEFAULT_READ_BYTES = 1 << 20
+MAX_READ_BYTES = 16 << 20
+
+
+def rocksdb_options() -> Options:
+    """Raw-mode options (plain RocksDB bytes, readable by other tools and by SST ingestion)."""
+    opts = Options(raw_mode=True)
+    opts.create_if_missing(True)
+    opts.create_missing_column_families(True)
+    opts.set_compression_type(DBCompressionType.lz4())
+    opts.set_max_background_jobs(4)
+    return opts
+
+
+def column_families() -> dict[str, Options]:
+    return {META_CF: Options(raw_mode=True), MLOG_CF: Options(raw_mode=True)}
+
+
+def open_secondary(data_dir: Path, secondary_dir: Path) -> Rdict:
+    """Open the data directory as a RocksDB secondary instance (read-only, catches up on demand)."""
+    opts = Options(raw_mode=True)
+    opts.set_max_open_files(-1)  # required by secondary instances
+    return Rdict(
+        str(data_dir / DB_DIRNAME),
+        opts,
+        column_families=column_families(),
+        access_type=AccessType.secondary(str(secondary_dir)),
+    )
+
+
+def read_committed_version(meta: Rdict) -> int:
+    raw = meta.get(VERSION_KEY)
+    return decode_version_record(raw)[0] if raw is not None else 0
+
+
+def check_iterator(it: RdictIter) -> None:
+    """RocksDB iterators stop quietly on corruption; only ``status()`` tells."""
+    try:
+        it.status()
+    except Exception as exc:  # rocksdict raises plain Exception
+        raise errors.IoError(f"RocksDB read failed: {exc}") from exc
+
+
+def iterate(it: RdictIter, begin: bytes, end: bytes, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
+    """Pairs of ``[begin, end)`` from an iterator created with those bounds, then a status check."""
+    if reverse:
+        it.seek_for_prev(end)
+        if it.valid() and it.key() >= end:
+            it.prev()
+        step = it.prev
+    else:
+        it.seek(begin)
+        step = it.next
+    while it.valid():
+        yield it.key(), it.value()
+        step()
+    check_iterator(it)
+
+
+def bounded_read_options(begin: bytes, end: bytes) -> ReadOptions:
+    ro = ReadOptions()
+    ro.set_iterate_lower_bound(begin)
+    ro.set_iterate_upper_bound(end)
+    return ro
+
+
+@dataclass(frozen=True, slots=True)
+class RangeRead:
+    #: Keys and values interleaved: ``[k0, v0, k1, v1, ...]`` (the wire format, built once).
+    flat: list[bytes]
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LogRead:
+    entries: list[tuple[int, bytes]]  # (version, encoded mutations of that commit)
+    end_version: int
+
+
+class Storage:
+    """The data directory of one embedded cluster, opened by exactly one server process."""
+
+    def __init__(self, data_dir: Path, knobs: Knobs) -> None:
+        self.data_dir = data_dir
+        self.knobs = knobs
+        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = Rdict(str(data_dir / DB_DIRNAME), rocksdb_options(), column_families=column_families())
+        except Exception as exc:
+            raise errors.IoError(
+                f"cannot open data directory {data_dir}: {exc} (is another embedded-cluster serving it?)"
+            ) from exc
+        self._meta = self._db.get_column_family(META_CF)
+        self._mlog = self._db.get_column_family(MLOG_CF)
+        self._meta_cf = self._db.get_column_family_handle(META_CF)
+        self._mlog_cf = self._db.get_column_family_handle(MLOG_CF)
+        self._write_opts = WriteOptions()
+        self._write_opts.sync = bool(knobs.commit_fsync)
+        self._lock = threading.Lock()
+
+        raw_version = self._meta.get(VERSION_KEY)
+        last_version, last_wall = decode_version_record(raw_version) if raw_version else (0, None)
+        self.clock = VersionClock(last_version, last_wall)
+        self.cluster_id: str = (self._meta.get(CLUSTER_ID_KEY) or secrets.token_hex(8).encode()).decode()
+        self.timekeeper = Timekeeper(self._meta_items(TIMEKEEPER_PREFIX), knobs.timekeeper_max_age_seconds)
+        shard_entries = list(self._meta_items(SHARD_PREFIX))
+        self.shards = ShardMap.decode(shard_entries) if shard_entries else ShardMap.initial(knobs.shard_count)
+        self.captures = {c.id: c for c in (Capture.decode(k, v) for k, v in self._meta_items(CAPTURE_PREFIX))}
+        self.locks = RangeLocks([decode_lock(k, v) for k, v in self._meta_items(LOCK_PREFIX)])
+        self._last_commit_at = time.monotonic()
+
+        # The recovery commit: makes the new start version durable before anything is served.
+        wb = self._batch()
+        wb.put(CLUSTER_ID_KEY, self.cluster_id.encode(), self._meta_cf)
+        wb.put(KNOBS_KEY, pack(knobs.as_strings()), self._meta_cf)
+        if not shard_entries:
+            for shard in self.shards.states():
+                wb.put(*shard.encode(), self._meta_cf)
+        with self._lock:
+            version = self.clock.next_version()
+            # The recovery commit changes no data, so a snapshot taken just before it shows its state.
+            self.history = mvcc.History(
+                knobs.max_read_transaction_life_versions, version, self._db.snapshot()
+            )
+            self._commit_batch(wb, version)
+        log.info(
+            "opened %s: recovered at version %d (last committed %d)",
+            data_dir,
+            self.history.start_version,
+            last_version,
+        )
+
+    # --- plumbing ---------------------------------------------------------------------------------
+
+    def _meta_items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        it = self._meta.iter(bounded_read_options(prefix, strinc(prefix)))
+        return iterate(it, prefix, strinc(prefix), False)
+
+    @staticmethod
+    def _batch() -> WriteBatch:
+        return WriteBatch(raw_mode=True)
+
+    def _put_meta(self, wb: WriteBatch, changes: Sequence[MetaChange]) -> None:
+        for key, value in changes:
+            if value is None:
+                wb.delete(key, self._meta_cf)
+            else:
+                wb.put(key, value, self._meta_cf)
+
+    def _write(self, wb: WriteBatch) -> None:
+        try:
+            self._db.write(wb, self._write_opts)
+        except Exception as exc:
+            raise errors.IoError(f"RocksDB write failed: {exc}") from exc
+
+    def _commit_batch(self, wb: WriteBatch, version: int) -> None:
+        """Finish a commit's batch with the new version (and timekeeper entry) and write it.
+
+        Caller holds the commit lock and has taken ``version`` from the clock.
+        """
+        wall = time.time()
+        wb.put(VERSION_KEY, encode_version_record(version, wall), self._meta_cf)
+        second = self.timekeeper.entry_due(wall)
+        expired = self.timekeeper.expired_before(wall) if second is not None else None
+        if second is not None:
+            wb.put(timekeeper_key(second), version.to_bytes(8, "big", signed=True), self._meta_cf)
+        if expired is not None:
+            wb.delete_range(TIMEKEEPER_PREFIX, timekeeper_key(expired), self._meta_cf)
+        self._write(wb)
+        self.clock.committed(version)
+        if second is not None:
+            self.timekeeper.recorded(second, version)
+        if expired is not None:
+            self.timekeeper.forget_before(expired)
+        self.history.prune(version)
+        self._last_commit_at = time.monotonic()
+
+    # --- versions and reads -----------------------------------------------------------------------
+
+    @property
+    def latest_version(self) -> int:
+        return self.clock.last_committed
+
+    def tick(self, idle_seconds: float) -> None:
+        """Commit an empty batch if nothing committed for ``idle_seconds``, so versions keep advancing."""
+        if time.monotonic() - self._last_commit_at < idle_seconds:
+            return
+        with self._lock:
+            if time.monotonic() - self._last_commit_at >= idle_seconds:
+                self._commit_batch(self._batch(), self.clock.next_version())
+
+    def _pin(self, version: int, begin: bytes, end: bytes) -> mvcc.PinnedRead:
+        """Check ``version`` can be read over ``[begin, end)``; pin what reading it needs.
+
+        Caller holds the commit lock.
+        """
+        self.history.check_version(version, self.clock.last_committed)
+        self.history.check_readable(version, begin, end)
+        return self.history.pin(version)
+
+    def get(self, key: bytes, version: int) -> bytes | None:
+        with self._lock:
+            pinned = self._pin(version, key, key + b"\x00")
+            if pinned.snapshot is None:
+                value: bytes | None = self._db.get(key)
+                return value
+        return mvcc.snapshot_get(pinned.snapshot, key)
+
+    def get_range(
+        self, begin: bytes, end: bytes, version: int, *, limit: int, limit_bytes: int, reverse: bool
+    ) -> RangeRead:
+        if begin > end:
+            raise errors.InvertedRange(f"range begin {printable(begin)} is after its end {printable(end)}")
+        if end > ALL_END:
+            raise errors.KeyOutsideLegalRange(f"range end {printable(end)} is past \\xff\\xff")
+        limit_bytes = min(limit_bytes or DEFAULT_READ_BYTES, MAX_READ_BYTES)
+        limit = limit or (1 << 62)
+        with self._lock:
+            pinned = self._pin(version, begin, end)
+            if begin == end:
+                return RangeRead([], False)
+            it = self._db.iter(bounded_read_options(begin, end))
+        stream = mvcc.overlay(iterate(it, begin, end, reverse), pinned, begin, end, reverse=reverse)
+        flat: list[bytes] = []
+        nbytes = 0
+        for count, (k, v) in enumerate(stream):
+            if count >= limit or nbytes >= limit_bytes:
+                return RangeRead(flat, True)
+            flat.append(k)
+            flat.append(v)
+            nbytes += len(k) + len(v)
+        return RangeRead(flat, False)
+
+    # --- commits ----------------------------------------------------------------------------------
+
+    def commit(
+        self,
+        columns: Columns,
+        *,
+        read_version: int | None = None,
+        read_conflicts: Sequence[KeyRange] = (),
+        lock_owner: str | None = None,
+    ) -> int:
+        plan = validate(columns, read_conflicts)
+        with self._lock:
+            if read_version is not None:
+                self.history.check_conflicts(read_version, read_conflicts, self.clock.last_committed)
+            version = self.clock.next_version()
+            if plan.has_versionstamps:
+                columns = place_versionstamps(columns, version)
+            effects = resolve(columns, plan, self._get, self._scan, self.knobs.mvcc_clear_range_keys_max)
+            write_points = effects.write_points()
+            record = mvcc.CommitRecord(
+                version, effects.changed_keys(write_points), write_points, effects.write_ranges()
+            )
+            if self.locks:
+                self.locks.check_writes(lock_owner, record.wrote_into)
+            wb = self._batch()
+            self._put_data(wb, effects)
+            shard_updates = self._shard_updates(effects.shard_deltas(self.shards.index_of, write_points))
+            for shard in shard_updates:
+                wb.put(*shard.encode(), self._meta_cf)
+            if self.captures and columns[0]:
+                self._put_log(wb, columns, version)
+            self._commit_batch(wb, version)
+            for shard in shard_updates:
+                self._set_shard_bytes(shard)
+            if record.keys or record.write_points or record.write_ranges:
+                self.history.add(record, self._db.snapshot())
+            for cleared in effects.cleared:
+                if not cleared.complete:
+                    self.history.invalidate(version, cleared.begin, cleared.end)
+                    self._recount_shards(cleared.begin, cleared.end)
+        return version
+
+    def _get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._db.get(key)
+        return value
+
+    def _scan(self, begin: bytes, end: bytes, limit: int) -> Iterator[tuple[bytes, bytes]]:
+        it = self._db.iter(bounded_read_options(begin, end))
+        for i, kv in enumerate(iterate(it, begin, end, False)):
+            if i >= limit:
+                break
+            yield kv
+
+    def _put_data(self, wb: WriteBatch, effects: Effects) -> None:
+        for cleared in effects.cleared:
+            if not cleared.found:
+                continue
+            if cleared.complete and len(cleared.found) <= POINT_DELETES_MAX:
+                for k in cleared.found:
+                    wb.delete(k)
+            else:
+                wb.delete_range(cleared.begin, cleared.end)
+        known = effects.known
+        for k, v in effects.puts.items():
+            if v is not None:
+                wb.put(k, v)
+            elif k not in known or known[k] is not None:
+                wb.delete(k)
+
+    def _shard_updates(self, deltas: dict[int, int]) -> list[ShardState]:
+        """Shards whose byte counts this commit moves, with their new counts (not yet applied)."""
+        return [
+            replace(self.shards[i], nbytes=max(0, self.shards[i].nbytes + d)) for i, d in deltas.items() if d
+        ]
+
+    def _set_shard_bytes(self, updated: ShardState) -> None:
+        shard = self.shards[self.shards.index_of(updated.begin)]
+        if shard.id == updated.id:
+            shard.nbytes = updated.nbytes
+
+    def _recount_shards(self, begin: bytes, end: bytes) -> None:
+        """Recount the bytes of the shards overlapping ``[begin, end)`` after a bulk change.
+
+        Caller holds the commit lock.
+        """
+        wb = self._batch()
+        for i in self.shards.overlapping(begin, end):
+            shard = self.shards[i]
+            it = self._db.iter(bounded_read_options(shard.begin, shard.end))
+            shard.nbytes = sum(len(k) + len(v) for k, v in iterate(it, shard.begin, shard.end, False))
+            wb.put(*shard.encode(), self._meta_cf)
+        self._write(wb)
+
+    def _put_log(self, wb: WriteBatch, columns: Columns, version: int) -> None:
+        span = mutation_span(columns)
+        whole: bytes | None = None
+        for capture in self.captures.values():
+            selected = capture.select(columns, span)
+            if selected is columns:
+                whole = whole or encode_entry(columns)
+                wb.put(log_key(capture.id, version), whole, self._mlog_cf)
+            elif selected[0]:
+                wb.put(log_key(capture.id, version), encode_entry(selected), self._mlog_cf)
+
+    def _metadata_commit(self, changes: Sequence[MetaChange]) -> int:
+        """A commit that only changes metadata. Caller holds the lock."""
+        wb = self._batch()
+        self._put_meta(wb, changes)
+        version = self.clock.next_version()
+        self._commit_batch(wb, version)
+        return version
+
+    # --- bulk replacement of a range -------------------------------------------------------------
+
+    def ingest(self, range: KeyRange, sst_paths: Sequence[str], *, lock_owner: str | None) -> int:
+        """Replace ``range`` with the contents of SST files, bypassing the commit path and the mutation log.
+
+        Under the commit lock: clear the range in a commit (bumping the version), then ingest the files
+        with move semantics. The keys this removes are not listed anywhere, so reads older than the
+        returned version over ``range`` fail with ``transaction_too_old``, and older read-conflict
+        ranges over it fail with ``not_committed``. The files' keys must lie inside ``range`` (the
+        caller checks).
+        """
+        if range.empty:
+            raise errors.InvalidOptionValue("cannot ingest into an empty range")
+        opts = IngestExternalFileOptions()
+        opts.set_move_files(True)
+        with self._lock:
+            if self.locks:
+                self.locks.check_writes(lock_owner, lambda b, e: range.intersects(KeyRange(b, e)))
+            wb = self._batch()
+            wb.delete_range(range.begin, range.end)
+            version = self.clock.next_version()
+            self._commit_batch(wb, version)
+            self.history.invalidate(version, range.begin, range.end)
+            try:
+                if sst_paths:
+                    self._db.ingest_external_file(list(sst_paths), opts)
+            except Exception as exc:
+                raise errors.IoError(
+                    f"ingesting {len(sst_paths)} SST files into {range} failed: {exc}"
+                ) from exc
+            finally:
+                # The snapshot serving reads at this version must include the ingested data.
+                record = mvcc.CommitRecord(version, [], [], [(range.begin, range.end)])
+                self.history.add(record, self._db.snapshot())
+                self._recount_shards(range.begin, range.end)
+        return version
+
+    # --- shards -----------------------------------------------------------------------------------
+
+    def shard_map(self) -> list[Shard]:
+        with self._lock:
+            return self.shards.public()
+
+    def split_oversized_shards(self) -> int:
+        """Split every shard above the target size at a key near its byte midpoint; return the count.
+
+        Commits overestimate the growth of overwritten keys, so a shard is counted exactly first and
+        only split if it really is too large.
+        """
+        target = self.knobs.shard_target_bytes
+        with self._lock:
+            candidates = [replace(s) for s in self.shards.states() if s.nbytes > target]
+        splits = 0
+        for shard in candidates:
+            found = self._midpoint(shard)
+            if found is None:
+                continue
+            split_key, left_bytes, total = found
+            with self._lock:
+                index = self.shards.index_of(shard.begin)
+                current = self.shards[index]
+                if current.id != shard.id:
+                    continue  # changed meanwhile; the next round looks again
+                wb = self._batch()
+                if total <= target:
+                    current.nbytes = total
+                    wb.put(*current.encode(), self._meta_cf)
+                    self._write(wb)
+                    continue
+                left, right = self.shards.split(index, split_key, left_bytes, total)
+                wb.put(*left.encode(), self._meta_cf)  # same key as the old shard's entry
+                wb.put(*right.encode(), self._meta_cf)
+                self._write(wb)
+            log.info("split shard %s at %s into %s and %s", shard.id, printable(split_key), left.id, right.id)
+            splits += 1
+        return splits
+
+    def _midpoint(self, shard: ShardState) -> tuple[bytes, int, int] | None:
+        """A key strictly inside the shard with about half its bytes before it, those bytes, and the total."""
+        it = self._db.iter(bounded_read_options(shard.begin, shard.end))
+        total = 0
+        sizes: list[int] = []
+        keys: list[bytes] = []
+        for k, v in iterate(it, shard.begin, shard.end, False):
+            keys.append(k)
+            sizes.append(len(k) + len(v))
+            total += sizes[-1]
+        half, running = total // 2, 0
+        for k, size in zip(keys, sizes, strict=True):
+            if running >= half and k > shard.begin:
+                return k, running, total
+            running += size
+        return None
+
+    # --- mutation log -----------------------------------------------------------------------------
+
+    def start_log_capture(self, capture_id: str, ranges: Sequence[KeyRange]) -> int:
+        with self._lock:
+            existing = self.captures.get(capture_id)
+            if existing is not None:
+                return existing.begin_version
+            version = self.clock.next_version()
+            capture = Capture.new(capture_id, ranges, version)
+            wb = self._batch()
+            wb.put(capture.meta_key(), capture.encode(), self._meta_cf)
+            self._commit_batch(wb, version)
+            self.captures[capture_id] = capture
+        return version
+
+    def _capture(self, capture_id: str) -> Capture:
+        capture = self.captures.get(capture_id)
+        if capture is None:
+            raise errors.KeyNotFound(f"no log capture {capture_id!r}")
+        return capture
+
+    def read_log(self, capture_id: str, begin_version: int, limit_bytes: int) -> LogRead:
+        limit_bytes = min(limit_bytes or DEFAULT_READ_BYTES, MAX_READ_BYTES)
+        prefix = log_prefix(capture_id)
+        begin, end = log_key(capture_id, max(0, begin_version)), strinc(prefix)
+        with self._lock:
+            capture = self._capture(capture_id)
+            if begin_version < capture.popped_version:
+                raise errors.TransactionTooOld(
+                    f"log capture {capture_id!r} was popped up to version {capture.popped_version}; "
+                    f"cannot read from {begin_version}"
+                )
+            latest = self.clock.last_committed
+            it = self._mlog.iter(bounded_read_options(begin, end))
+        entries: list[tuple[int, bytes]] = []
+        nbytes = 0
+        for key, blob in iterate(it, begin, end, False):
+            if entries and nbytes + len(blob) > limit_bytes:
+                return LogRead(entries, entries[-1][0] + 1)
+            entries.append((version_of_log_key(key), blob))
+            nbytes += len(blob)
+        return LogRead(entries, latest + 1)
+
+    def pop_log(self, capture_id: str, version: int) -> None:
+        with self._lock:
+            capture = self._capture(capture_id)
+            if version <= capture.popped_version:
+                return
+            wb = self._batch()
+            wb.delete_range(log_prefix(capture_id), log_key(capture_id, version), self._mlog_cf)
+            updated = replace(capture, popped_version=version)
+            wb.put(updated.meta_key(), updated.encode(), self._meta_cf)
+            self._write(wb)
+            self.captures[capture_id] = updated
+
+    def stop_log_capture(self, capture_id: str) -> None:
+        with self._lock:
+            capture = self.captures.get(capture_id)
+            if capture is None:
+                return
+            prefix = log_prefix(capture_id)
+            wb = self._batch()
+            wb.delete_range(prefix, strinc(prefix), self._mlog_cf)
+            wb.delete(capture.meta_key(), self._meta_cf)
+            self._write(wb)
+            del self.captures[capture_id]
+
+    # --- range locks ------------------------------------------------------------------------------
+
+    def lock_range(self, range: KeyRange, owner: str) -> int:
+        with self._lock:
+            return self._metadata_commit(self.locks.lock(range, owner))
+
+    def unlock_range(self, range: KeyRange, owner: str) -> int:
+        with self._lock:
+            return self._metadata_commit(self.locks.unlock(range, owner))
+
+    def range_locks(self) -> list[RangeLock]:
+        with self._lock:
+            return self.locks.all()
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush and close RocksDB. Column-family handles keep the database open, so they go first."""
+        with self._lock:
+            self.history.clear()
+            self._meta.close()
+            self._mlog.close()
+            del self._meta_cf, self._mlog_cf, self._meta, self._mlog
+            self._db.close()
+            del self._db
+            gc.collect()  # iterators of abandoned reads also hold the database
+
+
+def _overlay(
+    current: Iterator[tuple[bytes, bytes]],
+    older: Iterator[tuple[bytes, bytes | None]],
+    reverse: bool,
+) -> Iterator[tuple[bytes, bytes]]:
+    """Merge the latest state with before-images, both in key order: where a key has a before-image,
+    that is its value at the read version (``None``: the key was absent then)."""
+    before = operator.gt if reverse else operator.lt
+    nxt = next(older, None)
+    for ck, cv in current:
+        while nxt is not None and before(nxt[0], ck):
+            if nxt[1] is not None:
+                yield nxt[0], nxt[1]
+            nxt = next(older, None)
+        if nxt is not None and nxt[0] == ck:
+            if nxt[1] is not None:
+                yield ck, nxt[1]
+            nxt = next(older, None)
+        else:
+            yield ck, cv
+    while nxt is not None:
+        if nxt[1] is not None:
+            yield nxt[0], nxt[1]
+        nxt = next(older, None)
