@@ -7,6 +7,8 @@ import hashlib
 import logging
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -234,19 +236,23 @@ def test_credentials_from_fdb_credentials_file(
     assert c.read("f") == b"x"
 
 
-def _no_ambient_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: str | None = None) -> None:
+    """Leave boto3's chain only ``key`` (with a made-up secret) in the environment, or nothing at all."""
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.delenv("FDB_BLOB_CREDENTIALS", raising=False)
+    if key is not None:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", f"{key}-secret")
 
 
 def test_no_credentials_anywhere_is_auth_missing_at_first_use(
     s3_endpoint: S3Endpoint, s3_bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    _no_ambient_aws_credentials(monkeypatch, tmp_path)
+    _aws_environment(monkeypatch, tmp_path)
     c = open_container(s3_endpoint.url(s3_bucket))  # opening contacts nothing
     with pytest.raises(BackupAuthMissing):
         c.read("f")
@@ -255,9 +261,7 @@ def test_no_credentials_anywhere_is_auth_missing_at_first_use(
 def test_boto3_chain_is_the_fallback(
     s3_endpoint: S3Endpoint, s3_bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    _no_ambient_aws_credentials(monkeypatch, tmp_path)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-env")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "from-env-secret")
+    _aws_environment(monkeypatch, tmp_path, key="from-env")
     url = s3_endpoint.url(s3_bucket).replace("blobstore://@", "blobstore://")  # no '@': no lookup at all
     c = open_container(url)
     c.write("f", b"x")
@@ -291,3 +295,28 @@ def test_secrets_never_reach_logs_errors_or_reprs(
         assert "also-hidden" not in text
     # botocore's own DEBUG output shows header values (and session tokens), but never the secret key.
     assert secret not in caplog.text
+
+
+def test_sdk_auth_ignores_url_credentials(
+    s3_endpoint: S3Endpoint, s3_bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _aws_environment(monkeypatch, tmp_path, key="sdk-chain-key")
+    c = _s3(s3_endpoint.url(s3_bucket, secret_in_url=True, params="sa=1"))
+    seen: list[bytes] = []
+    c.client().meta.events.register(
+        "before-send.s3", lambda request, **_: seen.append(request.headers["Authorization"])
+    )
+    c.write("f", b"x")
+    assert b"Credential=sdk-chain-key/" in seen[0]
+
+
+def test_subprocesses_reach_the_endpoint_with_s3_env(blobstore_url: str, s3_env: dict[str, str]) -> None:
+    c = open_container(blobstore_url)
+    c.write("from-parent", b"hello")
+    code = (
+        "import sys; from fdbcore.container import open_container; "
+        "c = open_container(sys.argv[1]); c.write('from-child', c.read('from-parent') + b'!')"
+    )
+    clean_env = {k: v for k, v in s3_env.items() if k != "AWS_ACCESS_KEY_ID"}  # FDB's file must suffice
+    subprocess.run([sys.executable, "-c", code, blobstore_url], env=clean_env, check=True, timeout=60)
+    assert c.read("from-child") == b"hello!"

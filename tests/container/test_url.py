@@ -263,7 +263,7 @@ def test_secrets_are_redacted_everywhere(url: str, caplog: pytest.LogCaptureFixt
     caplog.set_level(logging.DEBUG)
     shown = [redact_url(url)]
     try:
-        parsed = parse_url(url)
+        parsed = parse_blobstore_url(url)
         container = open_container(url)
         shown += [str(parsed), repr(parsed), repr(container), container.url, repr(parsed.credentials)]
         logging.getLogger("test").info("opened %s and %r", parsed, container)
