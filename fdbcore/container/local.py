@@ -131,10 +131,6 @@ class LocalContainer(BackupContainer):
     def url(self) -> str:
         return f"{FILE_SCHEME}{self._root}"
 
-    @property
-    def root(self) -> str:
-        return self._root
-
     def _full(self, path: str) -> str:
         return os.path.join(self._root, check_path(path))
 

@@ -26,7 +26,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import boto3
@@ -42,8 +42,13 @@ from botocore.exceptions import (
     ReadTimeoutError,
     ResponseStreamingError,
 )
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
-from tenacity import wait_random_exponential as wait_full_jitter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from fdbcore.container.base import BackupContainer, ContainerWriter, FileInfo, check_path
 from fdbcore.container.credentials import Credentials, credential_files, resolve_credentials
@@ -65,7 +70,11 @@ if TYPE_CHECKING:
     from botocore.awsrequest import AWSRequest
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.literals import BucketLocationConstraintType
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ObjectIdentifierTypeDef
+    from mypy_boto3_s3.type_defs import (
+        CompletedPartTypeDef,
+        ListObjectsV2OutputTypeDef,
+        ObjectIdentifierTypeDef,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +258,7 @@ class S3Container(BackupContainer):
         except BotoCoreError as exc:
             raise _translate(exc, "create", self.where("")) from exc
         index = blobstore_index_key(self._url.name)
-        if not self._head(index, "create"):
+        if self._head(index, "create") is None:
             self._call("create", index, lambda: s3.put_object(Bucket=self._bucket, Key=index, Body=b""))
 
     def _create_bucket(self) -> None:
@@ -277,7 +286,7 @@ class S3Container(BackupContainer):
             if _error_code(exc)[0] in _NOT_FOUND:
                 return None
             raise _translate(exc, op, self.where(key)) from exc
-        except (BotoCoreError, Boto3Error) as exc:
+        except _S3_ERRORS as exc:
             raise _translate(exc, op, self.where(key)) from exc
 
     def exists(self, path: str) -> bool:
@@ -304,7 +313,7 @@ class S3Container(BackupContainer):
         )
         retrying = Retrying(
             stop=stop_after_attempt(self._url.knobs.request_tries),
-            wait=wait_full_jitter(multiplier=0.25, max=20),
+            wait=wait_random_exponential(multiplier=0.25, max=20),  # full jitter
             retry=retry_if_exception_type(_BODY_ERRORS),
             before_sleep=_log_retry(f"read {self.where(key)}"),
             reraise=True,
@@ -379,6 +388,9 @@ class S3Container(BackupContainer):
             .get_paginator("list_objects_v2")
             .paginate(Bucket=self._bucket, Prefix=self._prefix + prefix)
         )
+        return self._list_pages(pages, where)
+
+    def _list_pages(self, pages: Iterable[ListObjectsV2OutputTypeDef], where: str) -> Iterator[FileInfo]:
         try:
             # S3 lists keys in UTF-8 byte order, which is the code point order of the paths.
             for page in pages:

@@ -242,7 +242,7 @@ def parse_blobstore_url(url: str) -> BlobstoreUrl:
         raise invalid("host cannot be empty")
     port = None
     if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
             raise invalid(f"port {port_text!r} is not a number in 1..65535")
         port = int(port_text)
     if not _NAME_RE.fullmatch(name):

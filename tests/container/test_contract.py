@@ -88,8 +88,7 @@ def test_missing_files_raise_file_not_found(container: BackupContainer, tmp_path
     ):
         with pytest.raises(FileNotFound):
             call()
-    assert not (tmp_path / "out").exists()
-    assert list(tmp_path.iterdir()) == [tmp_path / "container"] or container.url.startswith("blobstore")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("out")]  # not even a temp file
     container.delete("nope")  # deleting a missing file is not an error
 
 

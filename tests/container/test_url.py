@@ -209,6 +209,7 @@ def test_missing_bucket(query: str) -> None:
         "blobstore://@:9000/bk?bucket=b",
         "blobstore://@host:port/bk?bucket=b",
         "blobstore://@host:0/bk?bucket=b",
+        "blobstore://@host:\u0669/bk?bucket=b",
         "blobstore://@localhost?bucket=b",  # no name
         "blobstore://@localhost/?bucket=b",
         "blobstore://@localhost/bad name?bucket=b",
