@@ -25,6 +25,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
@@ -86,6 +87,7 @@ _NOT_FOUND: Final = frozenset({"NoSuchKey", "NotFound", "404"})
 _DENIED: Final = frozenset(
     {"AccessDenied", "Forbidden", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"}
 )
+_CONTENT_RANGE_RE: Final = re.compile(r"bytes ([0-9]+)-([0-9]+)/(?:[0-9]+|\*)")
 #: A GET whose body broke off; the whole request is worth repeating.
 _BODY_ERRORS: Final = (IncompleteReadError, ResponseStreamingError, ReadTimeoutError, ConnectionClosedError)
 
@@ -306,11 +308,6 @@ class S3Container(BackupContainer):
             self.size(path)  # still report a missing file
             return b""
         key = self.key(path)
-        byte_range = (
-            ""
-            if offset == 0 and length is None
-            else f"bytes={offset}-{'' if length is None else offset + length - 1}"
-        )
         retrying = Retrying(
             stop=stop_after_attempt(self._url.knobs.request_tries),
             wait=wait_random_exponential(multiplier=0.25, max=20),  # full jitter
@@ -318,13 +315,15 @@ class S3Container(BackupContainer):
             before_sleep=_log_retry(f"read {self.where(key)}"),
             reraise=True,
         )
-        return self._call("read", key, lambda: retrying(self._get, key, byte_range, offset))
+        return self._call("read", key, lambda: retrying(self._get, key, offset, length))
 
-    def _get(self, key: str, byte_range: str, offset: int) -> bytes:
+    def _get(self, key: str, offset: int, length: int | None) -> bytes:
         s3 = self.client()
+        ranged = offset > 0 or length is not None
         try:
-            if byte_range:
-                resp = s3.get_object(Bucket=self._bucket, Key=key, Range=byte_range)
+            if ranged:
+                last = "" if length is None else offset + length - 1
+                resp = s3.get_object(Bucket=self._bucket, Key=key, Range=f"bytes={offset}-{last}")
             else:
                 resp = s3.get_object(Bucket=self._bucket, Key=key)
         except ClientError as exc:
@@ -334,12 +333,19 @@ class S3Container(BackupContainer):
         # Not ``with body``: that yields the raw urllib3 stream, skipping botocore's length check.
         with contextlib.closing(resp["Body"]) as body:
             data = body.read()
-        if byte_range:
+        if ranged:
             # A server that ignored or misread the Range header must not pass off other bytes.
             content_range = resp.get("ContentRange", "")
-            if not content_range.startswith(f"bytes {offset}-"):
+            m = _CONTENT_RANGE_RE.fullmatch(content_range)
+            if (
+                m is None
+                or int(m[1]) != offset
+                or int(m[2]) - int(m[1]) + 1 != len(data)
+                or (length is not None and len(data) > length)
+            ):
                 raise HttpRequestFailed(
-                    f"read {self.where(key)}: asked for {byte_range}, got Content-Range {content_range!r}"
+                    f"read {self.where(key)}: asked for {length} bytes at {offset}, got {len(data)} "
+                    f"with Content-Range {content_range!r}"
                 )
         return data
 

@@ -122,6 +122,15 @@ def test_cut_off_bodies_are_retried_and_never_returned(s3_fault_proxy: S3FaultPr
         c.read("f")
 
 
+def test_a_server_ignoring_ranges_is_caught(s3_fault_proxy: S3FaultProxy, s3_bucket: str) -> None:
+    c = _s3(s3_fault_proxy.url(s3_bucket))
+    c.write("f", bytes(range(100)))
+    s3_fault_proxy.ignore_range(1)
+    with pytest.raises(HttpRequestFailed, match="asked for 10 bytes at 5, got 100"):
+        c.read("f", 5, 10)
+    assert c.read("f", 5, 10) == bytes(range(5, 15))
+
+
 def test_download_survives_a_cut_off_body(
     s3_fault_proxy: S3FaultProxy, s3_bucket: str, tmp_path: Path
 ) -> None:
