@@ -11,18 +11,8 @@ import pytest
 from fdbcore import errors
 from fdbcore.keys import KeyRange
 from fdbcore.mutations import Mutation, MutationType, clear, clear_range, set_value
+from tests.cluster.util import read_all
 from tests.fixtures.cluster import EmbeddedCluster
-
-
-def read_all(db, begin: bytes, end: bytes, version: int, chunk: int = 0) -> list[tuple[bytes, bytes]]:
-    out: list[tuple[bytes, bytes]] = []
-    cursor = begin
-    while True:
-        r = db.get_range(cursor, end, version, limit=chunk)
-        out.extend(r.kvs)
-        if not r.more:
-            return out
-        cursor = r.kvs[-1][0] + b"\x00"
 
 
 def test_reads_at_older_versions_while_writes_continue(embedded_cluster: EmbeddedCluster) -> None:

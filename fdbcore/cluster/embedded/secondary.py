@@ -28,10 +28,9 @@ from fdbcore import errors
 from fdbcore.cluster.checksum import RangeDigest
 from fdbcore.cluster.embedded.storage import (
     META_CF,
-    bounded_read_options,
-    iterate,
     open_secondary,
     read_committed_version,
+    scan,
 )
 
 SECONDARY_DIRNAME = "secondary"
@@ -68,8 +67,7 @@ class SecondaryView:
         return self.version
 
     def scan(self, begin: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
-        it = self._db.iter(bounded_read_options(begin, end))
-        return iterate(it, begin, end, False)
+        return scan(self._db, begin, end)
 
     def close(self) -> None:
         self._db.close()

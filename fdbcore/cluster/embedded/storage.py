@@ -37,7 +37,6 @@ from rocksdict import (
     IngestExternalFileOptions,
     Options,
     Rdict,
-    RdictIter,
     ReadOptions,
     WriteBatch,
     WriteOptions,
@@ -121,35 +120,45 @@ def read_committed_version(meta: Rdict) -> int:
     return decode_version_record(raw)[0] if raw is not None else 0
 
 
-def check_iterator(it: RdictIter) -> None:
-    """RocksDB iterators stop quietly on corruption; only ``status()`` tells."""
-    try:
-        it.status()
-    except Exception as exc:  # rocksdict raises plain Exception
-        raise errors.IoError(f"RocksDB read failed: {exc}") from exc
+class RangeIterator:
+    """A RocksDB iterator over ``[begin, end)``, pinned to the database state at its creation.
+
+    It owns its ``ReadOptions``: rocksdict iterators keep only a pointer to the iterate bounds, and
+    once the options object is freed the bounds dangle (the iterator then silently returns nothing
+    or garbage), so the options must live as long as the iterator.
+    """
+
+    def __init__(self, db: Rdict, begin: bytes, end: bytes) -> None:
+        self.begin, self.end = begin, end
+        self._opts = ReadOptions()
+        self._opts.set_iterate_lower_bound(begin)
+        self._opts.set_iterate_upper_bound(end)
+        self._it = db.iter(self._opts)
+
+    def pairs(self, *, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """The pairs in key order (descending when ``reverse``), then a status check: RocksDB
+        iterators stop quietly on corruption and only ``status()`` tells."""
+        it = self._it
+        if reverse:
+            it.seek_for_prev(self.end)
+            if it.valid() and it.key() >= self.end:
+                it.prev()
+            step = it.prev
+        else:
+            it.seek(self.begin)
+            step = it.next
+        while it.valid():
+            yield it.key(), it.value()
+            step()
+        try:
+            it.status()
+        except Exception as exc:  # rocksdict raises plain Exception
+            raise errors.IoError(f"RocksDB read failed: {exc}") from exc
 
 
-def iterate(it: RdictIter, begin: bytes, end: bytes, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
-    """Pairs of ``[begin, end)`` from an iterator created with those bounds, then a status check."""
-    if reverse:
-        it.seek_for_prev(end)
-        if it.valid() and it.key() >= end:
-            it.prev()
-        step = it.prev
-    else:
-        it.seek(begin)
-        step = it.next
-    while it.valid():
-        yield it.key(), it.value()
-        step()
-    check_iterator(it)
-
-
-def bounded_read_options(begin: bytes, end: bytes) -> ReadOptions:
-    ro = ReadOptions()
-    ro.set_iterate_lower_bound(begin)
-    ro.set_iterate_upper_bound(end)
-    return ro
+def scan(db: Rdict, begin: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """The current pairs of ``[begin, end)`` (the iterator is created on first ``next``)."""
+    yield from RangeIterator(db, begin, end).pairs()
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,8 +230,7 @@ class Storage:
     # --- plumbing ---------------------------------------------------------------------------------
 
     def _meta_items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        it = self._meta.iter(bounded_read_options(prefix, strinc(prefix)))
-        return iterate(it, prefix, strinc(prefix), False)
+        return scan(self._meta, prefix, strinc(prefix))
 
     @staticmethod
     def _batch() -> WriteBatch:
@@ -307,8 +315,8 @@ class Storage:
             pinned = self._pin(version, begin, end)
             if begin == end:
                 return RangeRead([], False)
-            it = self._db.iter(bounded_read_options(begin, end))
-        stream = mvcc.overlay(iterate(it, begin, end, reverse), pinned, begin, end, reverse=reverse)
+            current = RangeIterator(self._db, begin, end)
+        stream = mvcc.overlay(current.pairs(reverse=reverse), pinned, begin, end, reverse=reverse)
         flat: list[bytes] = []
         nbytes = 0
         for count, (k, v) in enumerate(stream):
@@ -366,8 +374,7 @@ class Storage:
         return value
 
     def _scan(self, begin: bytes, end: bytes, limit: int) -> Iterator[tuple[bytes, bytes]]:
-        it = self._db.iter(bounded_read_options(begin, end))
-        for i, kv in enumerate(iterate(it, begin, end, False)):
+        for i, kv in enumerate(scan(self._db, begin, end)):
             if i >= limit:
                 break
             yield kv
@@ -407,8 +414,7 @@ class Storage:
         wb = self._batch()
         for i in self.shards.overlapping(begin, end):
             shard = self.shards[i]
-            it = self._db.iter(bounded_read_options(shard.begin, shard.end))
-            shard.nbytes = sum(len(k) + len(v) for k, v in iterate(it, shard.begin, shard.end, False))
+            shard.nbytes = sum(len(k) + len(v) for k, v in scan(self._db, shard.begin, shard.end))
             wb.put(*shard.encode(), self._meta_cf)
         self._write(wb)
 
@@ -510,11 +516,10 @@ class Storage:
 
     def _midpoint(self, shard: ShardState) -> tuple[bytes, int, int] | None:
         """A key strictly inside the shard with about half its bytes before it, those bytes, and the total."""
-        it = self._db.iter(bounded_read_options(shard.begin, shard.end))
         total = 0
         sizes: list[int] = []
         keys: list[bytes] = []
-        for k, v in iterate(it, shard.begin, shard.end, False):
+        for k, v in scan(self._db, shard.begin, shard.end):
             keys.append(k)
             sizes.append(len(k) + len(v))
             total += sizes[-1]
@@ -558,10 +563,10 @@ class Storage:
                     f"cannot read from {begin_version}"
                 )
             latest = self.clock.last_committed
-            it = self._mlog.iter(bounded_read_options(begin, end))
+            entries_at_latest = RangeIterator(self._mlog, begin, end)
         entries: list[tuple[int, bytes]] = []
         nbytes = 0
-        for key, blob in iterate(it, begin, end, False):
+        for key, blob in entries_at_latest.pairs():
             if entries and nbytes + len(blob) > limit_bytes:
                 return LogRead(entries, entries[-1][0] + 1)
             entries.append((version_of_log_key(key), blob))

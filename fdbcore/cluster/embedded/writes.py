@@ -138,9 +138,10 @@ def mutation_span(columns: Columns) -> tuple[bytes, bytes]:
 class ClearedRange:
     begin: bytes
     end: bytes
-    #: Keys present in the range before the commit, with their sizes (all of them when ``complete``).
+    #: Keys present in the range before the commit (all of them when ``complete``), in order.
     found: list[bytes]
-    found_bytes: int
+    #: Bytes (key plus value) of each of ``found``.
+    sizes: list[int]
     #: False when the range held more keys than the limit; ``found`` is then partial.
     complete: bool
 
@@ -188,9 +189,13 @@ class Effects:
             i = index_of(k)
             out[i] = out.get(i, 0) + delta
         for c in self.cleared:
-            for k in c.found[:1]:  # the range's removed bytes, attributed by its first key
+            if c.found and index_of(c.found[0]) == index_of(c.found[-1]):
+                i = index_of(c.found[0])
+                out[i] = out.get(i, 0) - sum(c.sizes)
+                continue
+            for k, size in zip(c.found, c.sizes, strict=True):
                 i = index_of(k)
-                out[i] = out.get(i, 0) - c.found_bytes
+                out[i] = out.get(i, 0) - size
         return out
 
 
@@ -237,13 +242,13 @@ def resolve(columns: Columns, plan: Plan, get: Get, scan: Scan, clear_keys_max: 
     cleared = []
     for r in normalize_ranges(KeyRange(a, b) for a, b in ranges):
         found: list[bytes] = []
-        found_bytes = 0
+        sizes: list[int] = []
         complete = True
         for k, v in scan(r.begin, r.end, clear_keys_max + 1):
             if len(found) == clear_keys_max:
                 complete = False
                 break
             found.append(k)
-            found_bytes += len(k) + len(v)
-        cleared.append(ClearedRange(r.begin, r.end, found, found_bytes, complete))
+            sizes.append(len(k) + len(v))
+        cleared.append(ClearedRange(r.begin, r.end, found, sizes, complete))
     return Effects(puts=puts, known=known, cleared=cleared)

@@ -1,0 +1,55 @@
+"""Helpers shared by the embedded-cluster tests (reading whole ranges and logs, waiting for splits)."""
+
+from __future__ import annotations
+
+import time
+
+from fdbcore.cluster.checksum import RangeDigest
+from fdbcore.cluster.interface import ClusterDriver, LoggedMutation, Shard
+
+
+def read_all(
+    db: ClusterDriver, begin: bytes, end: bytes, version: int, chunk: int = 0
+) -> list[tuple[bytes, bytes]]:
+    """Every pair of ``[begin, end)`` at ``version``, read in chunks of ``chunk`` keys (0: by bytes)."""
+    out: list[tuple[bytes, bytes]] = []
+    cursor = begin
+    while True:
+        r = db.get_range(cursor, end, version, limit=chunk)
+        out.extend(r.kvs)
+        if not r.more:
+            return out
+        cursor = r.kvs[-1][0] + b"\x00"
+
+
+def digest_at(db: ClusterDriver, begin: bytes, end: bytes, version: int) -> tuple[int, int, str]:
+    """(keys, bytes, sha256) of ``[begin, end)`` at ``version``, as ``embedded-cluster checksum`` has it."""
+    d = RangeDigest()
+    d.update(read_all(db, begin, end, version))
+    return d.keys, d.bytes, d.hexdigest()
+
+
+def drain(
+    db: ClusterDriver, capture: str, begin: int, limit_bytes: int = 0
+) -> tuple[list[LoggedMutation], int]:
+    """Every retained mutation of ``capture`` from ``begin``, and the end version reached."""
+    out: list[LoggedMutation] = []
+    while True:
+        batch = db.read_log(capture, begin, limit_bytes=limit_bytes)
+        out.extend(batch.mutations)
+        if not batch.mutations:
+            return out, batch.end_version
+        begin = batch.end_version
+
+
+def wait_for_splits(db: ClusterDriver, target: int, timeout: float = 20.0) -> list[Shard]:
+    """The shard map once the background splitter has no shard above ``target`` bytes left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sizes = db.status().extra["shard_bytes"]
+        assert isinstance(sizes, dict)
+        if max(sizes.values()) <= target:
+            return db.shard_map()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"shards still above {target} bytes: {sizes}")
+        time.sleep(0.2)
