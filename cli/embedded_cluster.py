@@ -94,9 +94,7 @@ def _knob_help() -> str:
 @click.option("--log-level", default="INFO", show_default=True)
 @click.pass_context
 @fdb_errors
-def serve(
-    ctx: click.Context, data_dir: Path, cluster_file: Path, host: str, port: int, log_level: str
-) -> None:
+def serve(ctx: click.Context, data_dir: Path, cluster_file: Path, host: str, port: int, log_level: str) -> None:
     """Run a cluster in the foreground; write CLUSTER_FILE once it accepts connections; stop on SIGTERM."""
     from fdbcore.cluster.embedded.knobs import Knobs, parse_knob_args
     from fdbcore.cluster.embedded.server import serve as run
@@ -230,9 +228,7 @@ def status_json(driver: ClusterDriver) -> dict[str, Any]:
         ],
         "knobs": st.knobs,
         "captures": st.captures,
-        "locks": [
-            {"begin": lk.range.begin.hex(), "end": lk.range.end.hex(), "owner": lk.owner} for lk in st.locks
-        ],
+        "locks": [{"begin": lk.range.begin.hex(), "end": lk.range.end.hex(), "owner": lk.owner} for lk in st.locks],
         "extra": {k: v for k, v in st.extra.items() if k != "shard_bytes"},
     }
 
@@ -261,12 +257,8 @@ def status(cluster_file: Path, as_json: bool) -> None:
         click.echo(f"  {name} = {value}")
     click.echo(f"Log captures: {len(doc['captures'])}")
     for c in doc["captures"]:
-        ranges = ", ".join(
-            f"[{printable(bytes.fromhex(b))}, {printable(bytes.fromhex(e))})" for b, e in c["ranges"]
-        )
-        click.echo(
-            f"  {c['id']}  from version {c['begin_version']}  popped to {c['popped_version']}  {ranges}"
-        )
+        ranges = ", ".join(f"[{printable(bytes.fromhex(b))}, {printable(bytes.fromhex(e))})" for b, e in c["ranges"])
+        click.echo(f"  {c['id']}  from version {c['begin_version']}  popped to {c['popped_version']}  {ranges}")
     click.echo(f"Range locks: {len(doc['locks'])}")
     for lk in doc["locks"]:
         span = f"[{printable(bytes.fromhex(lk['begin']))}, {printable(bytes.fromhex(lk['end']))})"
@@ -292,16 +284,17 @@ class Progress:
 
     def __init__(self, label: str, total: float, unit: str) -> None:
         self.label, self.total, self.unit = label, total, unit
-        self.tty = sys.stderr.isatty()
-        self._last_line = 0.0
-        self._started = time.monotonic()
+        self.done = 0.0
         self.bytes = 0
+        self._started = time.monotonic()
+        self._last_line = 0.0
+        self._printed: float | None = None
         self._bar: Any = None
         self._task: Any = None
 
     @contextmanager
     def running(self) -> Iterator[Progress]:
-        if self.tty:
+        if sys.stderr.isatty():
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             with Progress(
@@ -310,36 +303,38 @@ class Progress:
                 TextColumn("{task.completed:.0f}/{task.total:.0f} " + self.unit),
                 TextColumn("{task.fields[rate]}"),
                 TimeElapsedColumn(),
-                transient=False,
             ) as bar:
                 self._bar = bar
                 self._task = bar.add_task(self.label, total=self.total, rate="")
                 yield self
         else:
             yield self
-            self._line(self.total)
+            if self._printed != self.done:
+                self._line()
 
-    def update(self, done: float, nbytes: int) -> None:
-        self.bytes = nbytes
-        rate = f"{nbytes / max(time.monotonic() - self._started, 1e-6) / 1e6:.1f} MB/s"
+    def advance(self, done: float, nbytes: int) -> None:
+        """Progress is now ``done`` (of ``total``), after writing ``nbytes`` more bytes."""
+        self.done = done
+        self.bytes += nbytes
         if self._bar is not None:
-            self._bar.update(self._task, completed=done, rate=rate)
+            self._bar.update(self._task, completed=done, rate=f"{self._rate():.1f} MB/s")
         elif time.monotonic() - self._last_line >= 1.0:
-            self._line(done)
+            self._line()
 
-    def _line(self, done: float) -> None:
+    def _rate(self) -> float:
+        return self.bytes / max(time.monotonic() - self._started, 1e-6) / 1e6
+
+    def _line(self) -> None:
         self._last_line = time.monotonic()
-        elapsed = max(time.monotonic() - self._started, 1e-6)
+        self._printed = self.done
         click.echo(
-            f"{self.label}: {done:.0f}/{self.total:.0f} {self.unit}, {self.bytes / 1e6:.1f} MB, "
-            f"{self.bytes / elapsed / 1e6:.1f} MB/s",
+            f"{self.label}: {self.done:.0f}/{self.total:.0f} {self.unit}, {self.bytes / 1e6:.1f} MB, "
+            f"{self._rate():.1f} MB/s",
             err=True,
         )
 
 
-def _random_ops(
-    rng: random.Random, count: int, keys: int, value_size: int, boundaries: list[bytes]
-) -> list[Mutation]:
+def _random_ops(rng: random.Random, count: int, keys: int, value_size: int, boundaries: list[bytes]) -> list[Mutation]:
     """A mix of sets, single clears, clear ranges (some across shard boundaries) and atomic adds."""
     ops: list[Mutation] = []
     key_space = max(1, int(keys * 1.2))
@@ -371,13 +366,9 @@ def _random_ops(
 
 @main.command(epilog=HELP_EPILOG)
 @cluster_file_option
-@click.option(
-    "--keys", type=click.IntRange(min=0), required=True, help="Keys to write first (load/0000000000...)."
-)
+@click.option("--keys", type=click.IntRange(min=0), required=True, help="Keys to write first (load/0000000000...).")
 @click.option("--value-size", type=click.IntRange(0, 100_000), default=100, show_default=True)
-@click.option(
-    "--rate", type=click.FloatRange(min=0), default=0.0, help="Then: mutations per second to keep writing."
-)
+@click.option("--rate", type=click.FloatRange(min=0), default=0.0, help="Then: mutations per second to keep writing.")
 @click.option("--duration", type=click.FloatRange(min=0), default=0.0, help="... for this many seconds.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the values and the write mix.")
 @click.option(
@@ -403,14 +394,14 @@ def load(
     with Progress("fill", keys, "keys").running() as progress:
         for start in range(0, keys, per_txn):
             batch = [
-                set_value(load_key(i), rng.randbytes(value_size))
-                for i in range(start, min(keys, start + per_txn))
+                set_value(load_key(i), rng.randbytes(value_size)) for i in range(start, min(keys, start + per_txn))
             ]
             version = driver.commit(batch)
-            written += sum(len(m.param1) + len(m.param2) for m in batch)
+            nbytes = sum(len(m.param1) + len(m.param2) for m in batch)
+            written += nbytes
             transactions += 1
             mutations += len(batch)
-            progress.update(start + len(batch), written)
+            progress.advance(start + len(batch), nbytes)
     if rate and duration:
         ticks_per_second = 10
         boundaries = [s.range.begin for s in driver.shard_map()]
@@ -420,17 +411,19 @@ def load(
         with Progress("write", duration, "s").running() as progress:
             while (now := time.monotonic()) - started < duration:
                 due = int(rate * (now - started)) - done
+                nbytes = 0
                 if due > 0:
                     batch = _random_ops(rng, due, keys, value_size, boundaries)
                     version = driver.commit(batch)
                     done += due
-                    written += sum(len(m.param1) + len(m.param2) for m in batch)
+                    nbytes = sum(len(m.param1) + len(m.param2) for m in batch)
+                    written += nbytes
                     transactions += 1
                     mutations += len(batch)
                 if now >= next_map:
                     boundaries = [s.range.begin for s in driver.shard_map()]
                     next_map = now + 2.0
-                progress.update(min(duration, now - started), written)
+                progress.advance(min(duration, now - started), nbytes)
                 time.sleep(1 / ticks_per_second)
     summary = {
         "keys": keys,

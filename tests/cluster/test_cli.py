@@ -24,12 +24,8 @@ def test_exec_checksum_status(embedded_cluster: EmbeddedCluster) -> None:
             json.dumps({"ops": [["set", b"a".hex(), b"1".hex()], ["set", b"b".hex(), b"2".hex()]]}),
             "",
             json.dumps({"ops": [["add", b"n".hex(), "0500000000000000"], ["clear", b"b".hex()]]}),
-            json.dumps(
-                {"ops": [["clear_range", b"z".hex(), b"zz".hex()], ["max", b"n".hex(), "0300000000000000"]]}
-            ),
-            json.dumps(
-                {"ops": [["set_versionstamped_value", b"vs".hex(), "00" * 10 + struct.pack("<i", 0).hex()]]}
-            ),
+            json.dumps({"ops": [["clear_range", b"z".hex(), b"zz".hex()], ["max", b"n".hex(), "0300000000000000"]]}),
+            json.dumps({"ops": [["set_versionstamped_value", b"vs".hex(), "00" * 10 + struct.pack("<i", 0).hex()]]}),
         ]
     )
     out = embedded_cluster.cli("exec", input=stdin)
@@ -63,9 +59,7 @@ def test_exec_checksum_status(embedded_cluster: EmbeddedCluster) -> None:
     assert status["knobs"]["enable_read_lock_on_range"] == "0"
     assert status["shards"][0]["begin"] == "" and status["shards"][-1]["end"] == "ffff"
     text = embedded_cluster.cli("status").stdout
-    assert (
-        "Version:" in text and "Shards: 5" in text and "max_read_transaction_life_versions = 5000000" in text
-    )
+    assert "Version:" in text and "Shards: 5" in text and "max_read_transaction_life_versions = 5000000" in text
 
 
 def test_exec_errors_name_fdb_error_and_exit_nonzero(embedded_cluster: EmbeddedCluster) -> None:
@@ -81,9 +75,7 @@ def test_exec_errors_name_fdb_error_and_exit_nonzero(embedded_cluster: EmbeddedC
 
 
 def test_load_fills_and_keeps_writing(embedded_cluster: EmbeddedCluster) -> None:
-    out = embedded_cluster.cli(
-        "load", "--keys", "3000", "--value-size", "50", "--rate", "3000", "--duration", "1.5"
-    )
+    out = embedded_cluster.cli("load", "--keys", "3000", "--value-size", "50", "--rate", "3000", "--duration", "1.5")
     summary = json.loads(out.stdout.splitlines()[-1])
     assert summary["keys"] == 3000 and summary["mutations"] > 3000 + 1000
     assert "fill:" in out.stderr and "write:" in out.stderr  # plain progress lines when not a terminal
@@ -99,7 +91,5 @@ def test_load_fill_is_deterministic(embedded_cluster: EmbeddedCluster) -> None:
     embedded_cluster.cli("load", "--keys", "500", "--value-size", "20", "--seed", "5")
     rng = random.Random(5)
     expected = [(b"load/%010d" % i, rng.randbytes(20)) for i in range(500)]
-    got = json.loads(
-        embedded_cluster.cli("checksum", "--begin", b"load/".hex(), "--end", b"load0".hex()).stdout
-    )
+    got = json.loads(embedded_cluster.cli("checksum", "--begin", b"load/".hex(), "--end", b"load0".hex()).stdout)
     assert (got["keys"], got["sha256"]) == (500, expected_digest(expected))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import threading
 import time
 from pathlib import Path
@@ -61,6 +63,29 @@ def test_connect_and_unreachable_server(embedded_cluster: EmbeddedCluster) -> No
         assert EmbeddedClusterDriver(embedded_cluster.cluster_file, connect_timeout=20).get_read_version() > 0
     finally:
         restarter.join()
+
+
+def _commit_in_child(driver: EmbeddedClusterDriver, results) -> None:
+    try:
+        results.put([driver.commit([set_value(b"fork/%d/%d" % (os.getpid(), i), b"")]) for i in range(3)])
+    except Exception as exc:
+        results.put(repr(exc))
+
+
+def test_driver_survives_fork(embedded_cluster: EmbeddedCluster) -> None:
+    """Celery prefork: children forked after the parent used the driver get channels of their own."""
+    db = embedded_cluster.driver
+    assert db.get_read_version() > 0
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    children = [ctx.Process(target=_commit_in_child, args=(db, results)) for _ in range(4)]
+    for child in children:
+        child.start()
+    outcomes = [results.get(timeout=30) for _ in children]
+    for child in children:
+        child.join()
+    assert all(isinstance(o, list) and len(o) == 3 for o in outcomes), outcomes
+    assert len(db.get_range(b"fork/", b"fork0", db.get_read_version()).kvs) == 12
 
 
 def test_transaction_helper(embedded_cluster: EmbeddedCluster) -> None:

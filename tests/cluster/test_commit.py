@@ -82,9 +82,7 @@ def test_limits_and_legal_key_range(embedded_cluster: EmbeddedCluster) -> None:
     with pytest.raises(errors.KeyTooLarge) as too_large:
         db.commit([set_value(b"k" * (KEY_SIZE_LIMIT + 1), b"")])
     assert too_large.value.code == 2102
-    db.commit(
-        [set_value(b"\xff\x02/" + b"k" * (SYSTEM_KEY_SIZE_LIMIT - 3), b"")]
-    )  # system keys may be longer
+    db.commit([set_value(b"\xff\x02/" + b"k" * (SYSTEM_KEY_SIZE_LIMIT - 3), b"")])  # system keys may be longer
     with pytest.raises(errors.ValueTooLarge):
         db.commit([set_value(b"k", b"v" * (VALUE_SIZE_LIMIT + 1))])
     with pytest.raises(errors.ValueTooLarge):

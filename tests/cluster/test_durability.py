@@ -10,7 +10,7 @@ from tests.fixtures.cluster import EmbeddedCluster
 
 
 def test_committed_state_survives_kill9(embedded_cluster_factory) -> None:
-    cluster: EmbeddedCluster = embedded_cluster_factory(shard_target_bytes=50_000)
+    cluster: EmbeddedCluster = embedded_cluster_factory(shard_target_bytes=50_000, commit_fsync=1)
     db = cluster.driver
     v0 = db.start_log_capture("bk", [KeyRange(b"d/", b"d0")])
     for i in range(30):
@@ -29,6 +29,4 @@ def test_committed_state_survives_kill9(embedded_cluster_factory) -> None:
     assert drain(db, "bk", v0)[0] == logged_before
     assert logged_before[-1].version == last
     assert db.shard_map() == shards_before
-    assert [(lk.range, lk.owner) for lk in db.status().locks] == [
-        (KeyRange(b"locked/", b"locked0"), "owner-1")
-    ]
+    assert [(lk.range, lk.owner) for lk in db.status().locks] == [(KeyRange(b"locked/", b"locked0"), "owner-1")]

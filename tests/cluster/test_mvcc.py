@@ -120,13 +120,9 @@ def test_conflicts(embedded_cluster: EmbeddedCluster) -> None:
         )
     assert info.value.code == 1020
     with pytest.raises(errors.NotCommitted):
-        db.commit(
-            [set_value(b"out", b"x")], read_version=v0, read_conflict_ranges=[KeyRange(b"acct/", b"acct0")]
-        )
+        db.commit([set_value(b"out", b"x")], read_version=v0, read_conflict_ranges=[KeyRange(b"acct/", b"acct0")])
     # A read range nobody wrote into commits.
-    v1 = db.commit(
-        [set_value(b"out", b"y")], read_version=v0, read_conflict_ranges=[KeyRange(b"acct/b", b"acct/c")]
-    )
+    v1 = db.commit([set_value(b"out", b"y")], read_version=v0, read_conflict_ranges=[KeyRange(b"acct/b", b"acct/c")])
     assert db.get(b"out", v1) == b"y"
     # Clears and atomic ops are writes too.
     v2 = db.get_read_version()

@@ -24,9 +24,7 @@ class Writer:
     def run(self) -> None:
         i = 0
         while not self.stop.is_set():
-            self.db.commit(
-                [set_value(b"w/%05d" % ((i * 131 + j) % 6000), b"%d" % i * 20) for j in range(200)]
-            )
+            self.db.commit([set_value(b"w/%05d" % ((i * 131 + j) % 6000), b"%d" % i * 20) for j in range(200)])
             self.db.commit([clear_range(b"w/%05d" % (i * 97 % 6000), b"w/%05d" % (i * 97 % 6000 + 40))])
             self.commits += 2
             i += 1
@@ -57,9 +55,7 @@ def test_secondary_view_reads_whole_commits(embedded_cluster: EmbeddedCluster) -
 def test_shard_digests_in_worker_processes(embedded_cluster_factory) -> None:
     cluster: EmbeddedCluster = embedded_cluster_factory(shard_count=8, bulkdump_parallelism=2)
     db = cluster.driver
-    db.commit(
-        [set_value(bytes([b]) + b"/%03d" % i, b"y" * 30) for b in range(0, 250, 10) for i in range(100)]
-    )
+    db.commit([set_value(bytes([b]) + b"/%03d" % i, b"y" * 30) for b in range(0, 250, 10) for i in range(100)])
     with Writer(db):
         digests = db.shard_digests()
         assert [(d["id"], d["begin"], d["end"]) for d in digests] == [

@@ -104,9 +104,7 @@ def test_knob_parsing() -> None:
     ]
     with pytest.raises(errors.InvalidOptionValue):
         Knobs.from_strings(parse_knob_args(args))
-    knobs = Knobs.from_strings(
-        parse_knob_args([*args[:3], "--knob_max_read_transaction_life_versions=1_000_000"])
-    )
+    knobs = Knobs.from_strings(parse_knob_args([*args[:3], "--knob_max_read_transaction_life_versions=1_000_000"]))
     assert (knobs.shard_count, knobs.commit_fsync, knobs.max_read_transaction_life_versions) == (
         8,
         1,

@@ -8,9 +8,7 @@ from fdbcore.cluster.checksum import RangeDigest
 from fdbcore.cluster.interface import ClusterDriver, LoggedMutation, Shard
 
 
-def read_all(
-    db: ClusterDriver, begin: bytes, end: bytes, version: int, chunk: int = 0
-) -> list[tuple[bytes, bytes]]:
+def read_all(db: ClusterDriver, begin: bytes, end: bytes, version: int, chunk: int = 0) -> list[tuple[bytes, bytes]]:
     """Every pair of ``[begin, end)`` at ``version``, read in chunks of ``chunk`` keys (0: by bytes)."""
     out: list[tuple[bytes, bytes]] = []
     cursor = begin
@@ -29,9 +27,7 @@ def digest_at(db: ClusterDriver, begin: bytes, end: bytes, version: int) -> tupl
     return d.keys, d.bytes, d.hexdigest()
 
 
-def drain(
-    db: ClusterDriver, capture: str, begin: int, limit_bytes: int = 0
-) -> tuple[list[LoggedMutation], int]:
+def drain(db: ClusterDriver, capture: str, begin: int, limit_bytes: int = 0) -> tuple[list[LoggedMutation], int]:
     """Every retained mutation of ``capture`` from ``begin``, and the end version reached."""
     out: list[LoggedMutation] = []
     while True:

@@ -117,9 +117,7 @@ class EmbeddedClusterDriver:
                 code = exc.code() if isinstance(exc, grpc.Call) else None
                 details = (exc.details() if isinstance(exc, grpc.Call) else "") or ""
                 if code != grpc.StatusCode.UNAVAILABLE:
-                    raise errors.InternalError(
-                        f"{method} RPC to {self._address} failed: {code} {details}"
-                    ) from exc
+                    raise errors.InternalError(f"{method} RPC to {self._address} failed: {code} {details}") from exc
                 if not idempotent and "failed to connect" not in details.lower():
                     raise errors.CommitUnknownResult(
                         f"connection to the cluster at {self._address} broke during {method}: {details}"
@@ -220,9 +218,7 @@ class EmbeddedClusterDriver:
         return version
 
     def read_log(self, capture_id: str, begin_version: int, *, limit_bytes: int = 0) -> LogBatch:
-        raw = self._call(
-            "ReadLog", {"id": capture_id, "begin_version": begin_version, "limit_bytes": limit_bytes}
-        )
+        raw = self._call("ReadLog", {"id": capture_id, "begin_version": begin_version, "limit_bytes": limit_bytes})
         out: list[LoggedMutation] = []
         for version, blob in raw["entries"]:
             types, p1s, p2s = decode_entry(blob)

@@ -60,9 +60,7 @@ class Knobs:
         for raw_name, raw_value in values.items():
             name = normalize_name(raw_name)
             if name not in known:
-                raise errors.InvalidOption(
-                    f"unknown knob {raw_name!r}; known knobs: {', '.join(sorted(known))}"
-                )
+                raise errors.InvalidOption(f"unknown knob {raw_name!r}; known knobs: {', '.join(sorted(known))}")
             parsed[name] = _parse_int(name, raw_value)
         knobs = cls(**parsed)
         knobs.validate()

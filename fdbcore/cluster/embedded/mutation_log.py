@@ -66,9 +66,7 @@ class Capture:
     @classmethod
     def decode(cls, key: bytes, value: bytes) -> Capture:
         ranges, begin_version, popped = unpack(value)
-        return cls(
-            key[len(CAPTURE_PREFIX) :].decode(), [KeyRange(b, e) for b, e in ranges], begin_version, popped
-        )
+        return cls(key[len(CAPTURE_PREFIX) :].decode(), [KeyRange(b, e) for b, e in ranges], begin_version, popped)
 
     @classmethod
     def new(cls, capture_id: str, ranges: Sequence[KeyRange], begin_version: int) -> Capture:

@@ -104,9 +104,7 @@ class History:
 
     def check_version(self, version: int, latest: int) -> None:
         if version > latest:
-            raise errors.FutureVersion(
-                f"version {version} is newer than the latest committed version {latest}"
-            )
+            raise errors.FutureVersion(f"version {version} is newer than the latest committed version {latest}")
         oldest = self.oldest_readable(latest)
         if version < oldest:
             raise errors.TransactionTooOld(
@@ -174,9 +172,7 @@ class History:
         self._snapshots.clear()
 
 
-def changed_keys(
-    records: Sequence[CommitRecord], begin: bytes, end: bytes, *, reverse: bool
-) -> Iterator[bytes]:
+def changed_keys(records: Sequence[CommitRecord], begin: bytes, end: bytes, *, reverse: bool) -> Iterator[bytes]:
     """Distinct keys in ``[begin, end)`` changed by any of ``records``, in key order."""
     streams = []
     for rec in records:

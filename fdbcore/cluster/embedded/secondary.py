@@ -112,9 +112,7 @@ class WorkerPool:
 
     def map(self, fn: Callable[..., R], calls: Sequence[tuple[object, ...]]) -> list[R]:
         if self._executor is None:
-            self._executor = ProcessPoolExecutor(
-                self.processes, mp_context=multiprocessing.get_context("spawn")
-            )
+            self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
         futures = [self._executor.submit(fn, *args) for args in calls]
         return [f.result() for f in futures]
 

@@ -96,9 +96,7 @@ class ClusterService:
         return {"entries": [[v, blob] for v, blob in result.entries], "end": result.end_version}
 
     def inject_fault(self, r: Request) -> None:
-        fault = Fault(
-            r["operation"], KeyRange(r["begin"], r["end"]), r["action"], r["times"], r["stall_seconds"]
-        )
+        fault = Fault(r["operation"], KeyRange(r["begin"], r["end"]), r["action"], r["times"], r["stall_seconds"])
         self.faults.inject(fault)
 
     def shard_digests(self, r: Request) -> list[dict[str, object]]:
@@ -151,9 +149,7 @@ def _rpc_handler(fn: Callable[[Request], object]) -> grpc.RpcMethodHandler:
             log.exception("RPC failed")
             return {"err": [errors.InternalError.code, f"{type(exc).__name__}: {exc}"]}
 
-    return grpc.unary_unary_rpc_method_handler(
-        handle, request_deserializer=wire.unpack, response_serializer=wire.pack
-    )
+    return grpc.unary_unary_rpc_method_handler(handle, request_deserializer=wire.unpack, response_serializer=wire.pack)
 
 
 class EmbeddedClusterServer:
@@ -233,9 +229,7 @@ class EmbeddedClusterServer:
         log.info("embedded cluster stopped")
 
 
-def serve(
-    data_dir: Path, cluster_file: Path, knobs: Knobs, *, host: str = "127.0.0.1", port: int = 0
-) -> None:
+def serve(data_dir: Path, cluster_file: Path, knobs: Knobs, *, host: str = "127.0.0.1", port: int = 0) -> None:
     """Run a server in the foreground until SIGTERM or SIGINT."""
     stop = threading.Event()
 

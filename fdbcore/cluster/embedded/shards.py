@@ -87,9 +87,7 @@ class ShardMap:
     def index_of(self, key: bytes) -> int:
         return bisect_right(self._begins, key) - 1
 
-    def split(
-        self, index: int, split_key: bytes, left_bytes: int, total: int
-    ) -> tuple[ShardState, ShardState]:
+    def split(self, index: int, split_key: bytes, left_bytes: int, total: int) -> tuple[ShardState, ShardState]:
         """Replace shard ``index`` by two new shards cut at ``split_key`` (``total`` bytes in all)."""
         old = self._shards[index]
         if not old.begin < split_key < old.end:

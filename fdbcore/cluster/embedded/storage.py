@@ -216,9 +216,7 @@ class Storage:
         with self._lock:
             version = self.clock.next_version()
             # The recovery commit changes no data, so a snapshot taken just before it shows its state.
-            self.history = mvcc.History(
-                knobs.max_read_transaction_life_versions, version, self._db.snapshot()
-            )
+            self.history = mvcc.History(knobs.max_read_transaction_life_versions, version, self._db.snapshot())
             self._commit_batch(wb, version)
         log.info(
             "opened %s: recovered at version %d (last committed %d)",
@@ -397,9 +395,7 @@ class Storage:
 
     def _shard_updates(self, deltas: dict[int, int]) -> list[ShardState]:
         """Shards whose byte counts this commit moves, with their new counts (not yet applied)."""
-        return [
-            replace(self.shards[i], nbytes=max(0, self.shards[i].nbytes + d)) for i, d in deltas.items() if d
-        ]
+        return [replace(self.shards[i], nbytes=max(0, self.shards[i].nbytes + d)) for i, d in deltas.items() if d]
 
     def _set_shard_bytes(self, updated: ShardState) -> None:
         shard = self.shards[self.shards.index_of(updated.begin)]
@@ -464,9 +460,7 @@ class Storage:
                 if sst_paths:
                     self._db.ingest_external_file(list(sst_paths), opts)
             except Exception as exc:
-                raise errors.IoError(
-                    f"ingesting {len(sst_paths)} SST files into {range} failed: {exc}"
-                ) from exc
+                raise errors.IoError(f"ingesting {len(sst_paths)} SST files into {range} failed: {exc}") from exc
             finally:
                 # The snapshot serving reads at this version must include the ingested data.
                 record = mvcc.CommitRecord(version, [], [], [(range.begin, range.end)])

@@ -60,9 +60,7 @@ def validate(columns: Columns, read_conflicts: Sequence[KeyRange]) -> Plan:
     size = sum(map(len, p1s)) + sum(map(len, p2s)) + MUTATION_OVERHEAD * len(types)
     size += sum(len(r.begin) + len(r.end) for r in read_conflicts)
     if size > TRANSACTION_SIZE_LIMIT:
-        raise errors.TransactionTooLarge(
-            f"transaction is {size} bytes; the limit is {TRANSACTION_SIZE_LIMIT} bytes"
-        )
+        raise errors.TransactionTooLarge(f"transaction is {size} bytes; the limit is {TRANSACTION_SIZE_LIMIT} bytes")
     if kinds == {SET}:
         # The common bulk case, checked with whole-list operations.
         if p1s and max(p1s) >= ALL_END:
@@ -76,9 +74,7 @@ def validate(columns: Columns, read_conflicts: Sequence[KeyRange]) -> Plan:
     for t, a, b in zip(types, p1s, p2s, strict=True):
         if t == CLEAR:
             if a > b:
-                raise errors.InvertedRange(
-                    f"clear_range begin {printable(a)} is after its end {printable(b)}"
-                )
+                raise errors.InvertedRange(f"clear_range begin {printable(a)} is after its end {printable(b)}")
             if b > ALL_END:
                 raise errors.KeyOutsideLegalRange(f"clear_range end {printable(b)} is past \\xff\\xff")
             continue
@@ -90,21 +86,15 @@ def validate(columns: Columns, read_conflicts: Sequence[KeyRange]) -> Plan:
         if t == MutationType.SET_VERSIONSTAMPED_VALUE:
             check_versionstamp_param(b, "value")
         if len(b) > VALUE_SIZE_LIMIT:
-            raise errors.ValueTooLarge(
-                f"value for {printable(a[:40])} is {len(b)} bytes (limit {VALUE_SIZE_LIMIT})"
-            )
+            raise errors.ValueTooLarge(f"value for {printable(a[:40])} is {len(b)} bytes (limit {VALUE_SIZE_LIMIT})")
     return Plan(sets_only=False, has_versionstamps=bool(kinds & VERSIONSTAMP_TYPES))
 
 
 def _check_key(key: bytes) -> None:
     if key >= ALL_END:
-        raise errors.KeyOutsideLegalRange(
-            f"key {printable(key[:40])} is outside the legal range ['', \\xff\\xff)"
-        )
+        raise errors.KeyOutsideLegalRange(f"key {printable(key[:40])} is outside the legal range ['', \\xff\\xff)")
     if len(key) > key_size_limit(key):
-        raise errors.KeyTooLarge(
-            f"key {printable(key[:40])}... is {len(key)} bytes (limit {key_size_limit(key)})"
-        )
+        raise errors.KeyTooLarge(f"key {printable(key[:40])}... is {len(key)} bytes (limit {key_size_limit(key)})")
 
 
 def place_versionstamps(columns: Columns, version: int) -> Columns:
