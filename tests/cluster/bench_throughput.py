@@ -6,7 +6,9 @@ Starts a server in a temporary folder and measures, with one client process:
 
 - commit: sets of ``value-size``-byte values under 16-byte keys, in transactions of about 1 MB;
 - get_range: the whole data set at one version, in chunks of about 1 MB;
-- read_log: the same data as mutations retained by a log capture, in batches of about 1 MB.
+- read_log: the same data as mutations retained by a log capture, in batches of about 1 MB;
+- commit again over half of the keys, then get_range at the version before those overwrites (how a
+  backup reads while the database keeps changing).
 
 MB/s counts key and value bytes (the logical data), as the other benchmarks of this project do.
 """
@@ -19,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from fdbcore.cluster.embedded.client import EmbeddedClusterDriver
 from fdbcore.keys import KeyRange
 from fdbcore.mutations import set_value
 from tests.fixtures.cluster import EmbeddedCluster
@@ -61,16 +64,8 @@ def run(cluster: EmbeddedCluster, transactions: int, value_size: int) -> None:
         db.commit(batch)
     report("commit (new keys)", data_bytes, time.perf_counter() - started, f"({per_txn} keys per commit)")
 
-    version = db.get_read_version()
     started = time.perf_counter()
-    cursor, keys = b"bench/", 0
-    while True:
-        chunk = db.get_range(cursor, b"bench0", version, limit_bytes=1 << 20)
-        keys += len(chunk.kvs)
-        if not chunk.more:
-            break
-        cursor = chunk.kvs[-1][0] + b"\x00"
-    assert keys == transactions * per_txn
+    read_range(db, db.get_read_version(), transactions * per_txn)
     report("get_range (1 MB chunks)", data_bytes, time.perf_counter() - started)
 
     started = time.perf_counter()
@@ -84,11 +79,28 @@ def run(cluster: EmbeddedCluster, transactions: int, value_size: int) -> None:
     assert mutations == transactions * per_txn
     report("read_log (1 MB batches)", data_bytes, time.perf_counter() - started)
 
+    before_overwrites = db.get_read_version()
     started = time.perf_counter()
     for batch in batches[: transactions // 2]:
         db.commit(batch)
     half = sum(len(m.param1) + len(m.param2) for batch in batches[: transactions // 2] for m in batch)
     report("commit (overwrites)", half, time.perf_counter() - started)
+
+    # The backup case: a snapshot read at a version older than half of the data's latest writes.
+    started = time.perf_counter()
+    read_range(db, before_overwrites, transactions * per_txn)
+    report("get_range, older version", data_bytes, time.perf_counter() - started, "(half the keys rewritten since)")
+
+
+def read_range(db: EmbeddedClusterDriver, version: int, expected_keys: int) -> None:
+    cursor, keys = b"bench/", 0
+    while True:
+        chunk = db.get_range(cursor, b"bench0", version, limit_bytes=1 << 20)
+        keys += len(chunk.kvs)
+        if not chunk.more:
+            break
+        cursor = chunk.kvs[-1][0] + b"\x00"
+    assert keys == expected_keys
 
 
 if __name__ == "__main__":

@@ -98,6 +98,29 @@ def test_transaction_helper(embedded_cluster: EmbeddedCluster) -> None:
     assert tr.versionstamp == v.to_bytes(8, "big") + b"\x00\x00"
     assert db.get(b"t/vs", v) == tr.versionstamp
 
+    # Restore's pattern: a batch of decoded mutations plus its applied-through marker, exactly once.
+    marker = b"\xff\x02/restore/applied"
+    batch = [set_value(b"t/r/%d" % i, b"x" * 10) for i in range(5)]
+
+    def apply_batch(t: Transaction) -> bool:
+        if t.get(marker) == b"5":
+            return False
+        t.add_mutations(batch)
+        t.set(marker, b"5")
+        return True
+
+    assert run(db, apply_batch) is True
+    assert run(db, apply_batch) is False
+    sized = Transaction(db)
+    sized.add_mutations(batch)
+    assert sized.size == sum(m.byte_size() for m in batch)
+    stale = Transaction(db)
+    stale.set_read_version(v)  # older than the marker's commit
+    assert stale.get(marker) is None
+    stale.set(marker, b"again")
+    with pytest.raises(errors.NotCommitted):
+        stale.commit()
+
     # Read-modify-write with a conflict: the loser retries on a fresh read version.
     def increment(t: Transaction) -> int:
         value = int(t.get(b"t/counter") or b"0")

@@ -45,8 +45,8 @@ class Knobs:
     timekeeper_max_age_seconds: int = _knob(7 * 86400, "how long time-to-version entries are kept")
     mvcc_clear_range_keys_max: int = _knob(
         100_000,
-        "a clear_range removing more keys keeps no before-images; older reads of that range then "
-        "fail with transaction_too_old instead of holding every cleared value in memory",
+        "a clear_range removing more keys does not list them for the MVCC window (which keeps such "
+        "commits cheap); reads of that range at older versions then fail with transaction_too_old",
     )
     bulkdump_parallelism: int = _knob(0, "worker processes for shard scans (0 = one per CPU core)")
     enable_fault_injection: int = _knob(0, "1: accept fault-injection requests (tests only)")

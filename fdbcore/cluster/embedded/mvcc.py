@@ -173,18 +173,23 @@ class History:
 
 
 def changed_keys(records: Sequence[CommitRecord], begin: bytes, end: bytes, *, reverse: bool) -> Iterator[bytes]:
-    """Distinct keys in ``[begin, end)`` changed by any of ``records``, in key order."""
-    streams = []
+    """Distinct keys in ``[begin, end)`` changed by any of ``records``, in key order.
+
+    Lazy: a chunked read of a large range only walks the keys up to where its chunk ends.
+    """
+    streams: list[Iterator[bytes]] = []
     for rec in records:
         i, j = bisect_left(rec.keys, begin), bisect_left(rec.keys, end)
         if i < j:
-            keys = rec.keys[i:j]
-            if reverse:
-                keys.reverse()
-            streams.append(keys)
+            streams.append(_walk(rec.keys, i, j, reverse))
     if len(streams) <= 1:
-        return iter(streams[0] if streams else ())
+        return streams[0] if streams else iter(())
     return _distinct(heapq.merge(*streams, reverse=reverse))
+
+
+def _walk(keys: list[bytes], i: int, j: int, reverse: bool) -> Iterator[bytes]:
+    indexes = range(j - 1, i - 1, -1) if reverse else range(i, j)
+    return map(keys.__getitem__, indexes)
 
 
 def _distinct(keys: Iterator[bytes]) -> Iterator[bytes]:
@@ -200,10 +205,10 @@ def overlay(
 ) -> Iterator[tuple[bytes, bytes]]:
     """The pairs of ``[begin, end)`` at the pinned version: the latest state (``current``, in key order)
     with every key changed since then looked up in the pinned snapshot instead."""
-    if pinned.snapshot is None:
+    snapshot = pinned.snapshot
+    if snapshot is None:
         yield from current
         return
-    snapshot = pinned.snapshot
     before = operator.gt if reverse else operator.lt
     changed = changed_keys(pinned.records, begin, end, reverse=reverse)
     nxt = next(changed, None)

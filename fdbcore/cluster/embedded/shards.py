@@ -72,9 +72,6 @@ class ShardMap:
             shards.append(ShardState(key[len(SHARD_PREFIX) :], end, shard_id, nbytes))
         return cls(shards)
 
-    def __len__(self) -> int:
-        return len(self._shards)
-
     def __getitem__(self, index: int) -> ShardState:
         return self._shards[index]
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import operator
 import secrets
 import threading
 import time
@@ -314,7 +313,9 @@ class Storage:
             if begin == end:
                 return RangeRead([], False)
             current = RangeIterator(self._db, begin, end)
-        stream = mvcc.overlay(current.pairs(reverse=reverse), pinned, begin, end, reverse=reverse)
+        stream = current.pairs(reverse=reverse)
+        if pinned.snapshot is not None:
+            stream = mvcc.overlay(stream, pinned, begin, end, reverse=reverse)
         flat: list[bytes] = []
         nbytes = 0
         for count, (k, v) in enumerate(stream):
@@ -617,29 +618,3 @@ class Storage:
             self._db.close()
             del self._db
             gc.collect()  # iterators of abandoned reads also hold the database
-
-
-def _overlay(
-    current: Iterator[tuple[bytes, bytes]],
-    older: Iterator[tuple[bytes, bytes | None]],
-    reverse: bool,
-) -> Iterator[tuple[bytes, bytes]]:
-    """Merge the latest state with before-images, both in key order: where a key has a before-image,
-    that is its value at the read version (``None``: the key was absent then)."""
-    before = operator.gt if reverse else operator.lt
-    nxt = next(older, None)
-    for ck, cv in current:
-        while nxt is not None and before(nxt[0], ck):
-            if nxt[1] is not None:
-                yield nxt[0], nxt[1]
-            nxt = next(older, None)
-        if nxt is not None and nxt[0] == ck:
-            if nxt[1] is not None:
-                yield ck, nxt[1]
-            nxt = next(older, None)
-        else:
-            yield ck, cv
-    while nxt is not None:
-        if nxt[1] is not None:
-            yield nxt[0], nxt[1]
-        nxt = next(older, None)

@@ -85,9 +85,6 @@ class Timekeeper:
             self._versions.append(_SECOND.unpack(value)[0])
         self._max_age = max_age_seconds
 
-    def __len__(self) -> int:
-        return len(self._seconds)
-
     def entry_due(self, wall: float) -> int | None:
         """The second to record for a commit at ``wall``, or ``None`` if this second already has one."""
         second = int(wall)

@@ -71,8 +71,3 @@ def mutations_out(mutations: Sequence[Mutation]) -> Columns:
         return [], [], []
     types, p1s, p2s = zip(*mutations, strict=True)
     return list(types), list(p1s), list(p2s)
-
-
-def mutations_in(columns: Sequence[Sequence[Any]]) -> list[Mutation]:
-    types, p1s, p2s = columns
-    return [Mutation(t, a, b) for t, a, b in zip(types, p1s, p2s, strict=True)]
