@@ -85,9 +85,7 @@ def select_entries(entries: Sequence[JobManifestEntry], ranges: Iterable[KeyRang
     return sorted(chosen.values(), key=lambda e: e.begin_key)
 
 
-def verify_entry(
-    container: BackupContainer, entry: JobManifestEntry, *, checksum: bool = True
-) -> VerifiedBatch:
+def verify_entry(container: BackupContainer, entry: JobManifestEntry, *, checksum: bool = True) -> VerifiedBatch:
     """Read the entry's batch manifest and prove its data file intact."""
     path = in_root(entry.manifest_relative_path)
     try:

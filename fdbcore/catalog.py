@@ -261,9 +261,7 @@ class Catalog:
         partitioned = [f for f in logs if f.partitioned]
         chain = _LogChains(partitioned or logs, bool(partitioned))
         snapshots = [
-            _with_log_end(s, chain.end_from(s.begin_version))
-            for s in self.snapshots()
-            if s.end_version > floor
+            _with_log_end(s, chain.end_from(s.begin_version)) for s in self.snapshots() if s.end_version > floor
         ]
         min_log_begin = min((f.begin for f in chain.files), default=None)
         return Description(
@@ -280,9 +278,7 @@ class Catalog:
         )
 
     # --- restore ----------------------------------------------------------------------------------
-    def restore_set(
-        self, target_version: int | None, ranges: Sequence[KeyRange], mode: RestoreMode
-    ) -> RestoreSet:
+    def restore_set(self, target_version: int | None, ranges: Sequence[KeyRange], mode: RestoreMode) -> RestoreSet:
         """Choose the newest usable snapshot of the mode's kind and the logs to reach the target.
 
         ``target_version`` None means the newest restorable version for this mode.
@@ -328,9 +324,7 @@ class Catalog:
             f"no {kind.value} snapshot and continuous logs of {desc.url} reach version {target}"
         )
 
-    def _snapshot_files(
-        self, snap: SnapshotRef, wanted: list[KeyRange]
-    ) -> tuple[list[RangeFileRef], int, int]:
+    def _snapshot_files(self, snap: SnapshotRef, wanted: list[KeyRange]) -> tuple[list[RangeFileRef], int, int]:
         if isinstance(snap.manifest, BulkDumpSnapshotManifest):
             return [], snap.begin_version, snap.end_version
         sizes = {f.path: f for f in self.range_files()}

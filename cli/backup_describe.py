@@ -1,0 +1,107 @@
+"""``fdbbackup describe`` text and JSON, as FDB's ``BackupDescription::toString``/``toJSON`` print them.
+
+Unlike FDB 8.0, ``type=`` is right for BulkDump snapshots (the type comes from the manifest's
+content), and the restorable range is also given per snapshot method.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from cli.fdbtext import format_time
+from fdbcore.catalog import MUTATION_LOG_PARTITIONED, Description, SnapshotKind
+
+VersionTime = Callable[[int], float | None] | None
+_LOG_TYPES = {0: "default", MUTATION_LOG_PARTITIONED: "partitioned-log-experimental"}
+_DAY_VERSIONS = 1_000_000 * 24 * 60 * 60
+
+
+def _version(desc: Description, v: int, version_time: VersionTime) -> str:
+    if version_time is not None:
+        t = version_time(v)
+        return f"{v} ({format_time(t)})" if t is not None else f"{v} (unknown)"
+    if desc.max_log_end is not None:
+        days = (desc.max_log_end - v) / _DAY_VERSIONS
+        return f"{v} (maxLogEnd {'+' if days < 0 else '-'}{abs(days):.2f} days)"
+    return str(v)
+
+
+def to_text(desc: Description, version_time: VersionTime = None) -> str:
+    lines = [
+        f"URL: {desc.url}",
+        f"Restorable: {'true' if desc.max_restorable is not None else 'false'}",
+        f"Mutation Log Type: {_LOG_TYPES.get(desc.mutation_log_type, str(desc.mutation_log_type))}",
+        f"File-level encryption: {'true' if desc.encryption.enabled else 'false'}",
+        f"Encryption block size: {desc.encryption.block_size}",
+    ]
+    for s in desc.snapshots:
+        lines.append(
+            f"Snapshot:  type={s.kind.value}  startVersion={_version(desc, s.begin_version, version_time)}"
+            f"  endVersion={_version(desc, s.end_version, version_time)}  totalBytes={s.total_bytes}"
+            f"  restorable={'true' if s.restorable else 'false'}  expiredPct={s.expired_pct(desc.expired_end):.2f}"
+        )
+    lines.append(f"SnapshotBytes: {desc.snapshot_bytes}")
+    for label, value in (
+        ("ExpiredEndVersion:      ", desc.expired_end),
+        ("UnreliableEndVersion:   ", desc.unreliable_end),
+        ("MinLogBeginVersion:     ", desc.min_log_begin),
+        ("ContiguousLogEndVersion:", desc.contiguous_log_end),
+        ("MaxLogEndVersion:       ", desc.max_log_end),
+        ("MinRestorableVersion:   ", desc.min_restorable),
+        ("MaxRestorableVersion:   ", desc.max_restorable),
+    ):
+        if value is not None:
+            lines.append(f"{label} {_version(desc, value, version_time)}")
+    for kind in SnapshotKind:
+        span = desc.restorable_range(kind)
+        if span is not None:
+            method = "bulkload" if kind == SnapshotKind.BULKDUMP else "rangefile"
+            lines.append(f"RestorableWith --mode {method}: {span[0]} .. {span[1]}")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(desc: Description, version_time: VersionTime = None) -> str:
+    def version(v: int) -> dict[str, object]:
+        doc: dict[str, object] = {"Version": v}
+        if version_time is not None:
+            t = version_time(v)
+            if t is not None:
+                doc["Timestamp"] = format_time(t)
+                doc["EpochSeconds"] = int(t)
+        elif desc.max_log_end is not None:
+            doc["RelativeDays"] = (v - desc.max_log_end) / _DAY_VERSIONS
+        return doc
+
+    doc: dict[str, object] = {
+        "SchemaVersion": "1.0.0",
+        "URL": desc.url,
+        "Restorable": desc.max_restorable is not None,
+        "MutationLogType": _LOG_TYPES.get(desc.mutation_log_type, str(desc.mutation_log_type)),
+        "FileLevelEncryption": desc.encryption.enabled,
+        "EncryptionBlockSize": desc.encryption.block_size,
+        "Snapshots": [
+            {
+                "Type": s.kind.value,
+                "Start": version(s.begin_version),
+                "End": version(s.end_version),
+                "Restorable": s.restorable,
+                "TotalBytes": s.total_bytes,
+                "PercentageExpired": s.expired_pct(desc.expired_end),
+            }
+            for s in desc.snapshots
+        ],
+        "TotalSnapshotBytes": desc.snapshot_bytes,
+    }
+    for key, value in (
+        ("ExpiredEnd", desc.expired_end),
+        ("UnreliableEnd", desc.unreliable_end),
+        ("MinLogBegin", desc.min_log_begin),
+        ("ContiguousLogEnd", desc.contiguous_log_end),
+        ("MaxLogEnd", desc.max_log_end),
+        ("MinRestorablePoint", desc.min_restorable),
+        ("MaxRestorablePoint", desc.max_restorable),
+    ):
+        if value is not None:
+            doc[key] = version(value)
+    return json.dumps(doc, indent=2)

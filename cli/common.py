@@ -1,0 +1,110 @@
+"""What every producer CLI shares: FDB's option spellings, cluster-file lookup, errors and exits.
+
+FDB's tools accept ``--dest_cluster_file`` and ``--dest-cluster-file`` alike; we normalize
+underscores in long option names before click parses them. Every failure ends up in
+:func:`run`, which prints ``ERROR: <message> (<name>, <code>)`` to stderr and exits with the code
+:mod:`cli.exit_codes` assigns.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import click
+
+from cli import exit_codes
+from fdbcore import errors
+from fdbcore.keys import KeyRange, parse_key_range_option
+from workers import trace
+
+#: Where FDB looks for a cluster file when ``-C`` is not given (after ``FDB_CLUSTER_FILE``).
+DEFAULT_CLUSTER_FILES = ("fdb.cluster", "/etc/foundationdb/fdb.cluster")
+
+
+def normalize_argv(argv: Sequence[str]) -> list[str]:
+    """``--some_option[=v]`` -> ``--some-option[=v]``, as FDB's option parser allows."""
+    out = []
+    for arg in argv:
+        if arg.startswith("--") and "_" in arg.split("=", 1)[0]:
+            name, eq, value = arg.partition("=")
+            arg = name.replace("_", "-") + eq + value
+        out.append(arg)
+    return out
+
+
+def resolve_cluster_file(option: str | None) -> str:
+    """``-C``, else ``FDB_CLUSTER_FILE``, else FDB's default locations; it must exist."""
+    candidates = [option] if option else [os.environ.get("FDB_CLUSTER_FILE", ""), *DEFAULT_CLUSTER_FILES]
+    for c in candidates:
+        if c and Path(c).is_file():
+            return str(Path(c).resolve())
+    if option:
+        raise errors.NoClusterFileFound(f"cluster file {option} does not exist")
+    raise errors.NoClusterFileFound(
+        "no cluster file: pass -C, set FDB_CLUSTER_FILE, or create ./fdb.cluster or /etc/foundationdb/fdb.cluster"
+    )
+
+
+def parse_keys_options(values: Sequence[str]) -> list[KeyRange]:
+    """``-k`` values: each holds one or more ``<BEGIN> <END>`` pairs separated by spaces."""
+    ranges = []
+    for value in values:
+        tokens = value.split()
+        if not tokens or len(tokens) % 2:
+            raise errors.InvalidOptionValue(
+                f'-k {value!r}: key ranges are pairs of keys separated by spaces, "<BEGIN> <END>"'
+            )
+        for b, e in zip(tokens[::2], tokens[1::2], strict=True):
+            ranges.append(parse_key_range_option(f"{b} {e}"))
+    return ranges
+
+
+def configure_trace(log: bool, logdir: str | None) -> None:
+    """``--log`` writes JSON trace events to ``--logdir`` (default: the current directory), like FDB."""
+    if log:
+        trace.configure(logdir or ".")
+
+
+def run(command: click.Command, argv: Sequence[str] | None = None, prog_name: str | None = None) -> int:
+    """Parse, run, and turn every failure into FDB-style text and our exit code."""
+    args = normalize_argv(sys.argv[1:] if argv is None else argv)
+    try:
+        result = command.main(args, prog_name=prog_name, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return exit_codes.INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return exit_codes.USAGE
+    except errors.FDBError as exc:
+        click.echo(f"ERROR: {exc}", err=True)
+        return exit_codes.exit_code_for(exc)
+    except KeyboardInterrupt:
+        return exit_codes.INTERRUPTED
+    return int(result) if isinstance(result, int) else exit_codes.OK
+
+
+def cluster_option(func: Callable[..., object]) -> Callable[..., object]:
+    return click.option(
+        "-C", "--cluster-file", "cluster_file", default=None, help="The cluster file (or FDB_CLUSTER_FILE)."
+    )(func)
+
+
+def blob_credentials_option(func: Callable[..., object]) -> Callable[..., object]:
+    return click.option(
+        "--blob-credentials",
+        "blob_credentials",
+        multiple=True,
+        help="Blob store credentials file in FDB's JSON format (repeatable; also FDB_BLOB_CREDENTIALS).",
+    )(func)
+
+
+def log_options(func: Callable[..., object]) -> Callable[..., object]:
+    func = click.option("--logdir", default=None, help="Directory for trace files (with --log).")(func)
+    func = click.option("--log", is_flag=True, help="Write JSON trace events.")(func)
+    return click.option("--trace-format", type=click.Choice(["json"]), default="json", hidden=True)(func)

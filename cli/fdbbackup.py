@@ -1,0 +1,294 @@
+"""``fdbbackup``: submit and inspect backups (the producer; the fleet does the work).
+
+Subcommands, options and messages follow FDB 8.0's ``fdbbackup`` (``fdb-formats.md`` §5.1).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+import click
+
+from cli import backup_describe, common, exit_codes
+from cli.backup_status import state_text, status_json, status_text
+from config import get_settings
+from fdbcore import errors
+from fdbcore.catalog import Catalog
+from fdbcore.cluster import connect
+from fdbcore.container import open_container, redact_url, start_backup_url
+from fdbcore.keys import USER_KEYS
+from workers.backup import control
+from workers.backup.job import BackupJob, BackupState, SnapshotMode
+from workers.state import JobStore, connect_state
+
+MODES = ", ".join(m.value for m in SnapshotMode)
+DEFAULT_SNAPSHOT_INTERVAL = 864000  # BACKUP_DEFAULT_SNAPSHOT_INTERVAL_SEC
+
+
+def _store() -> JobStore:
+    return JobStore(connect_state(get_settings().state_url), "backup")
+
+
+def _agents_alive() -> bool:
+    from tasks.app import app
+
+    return bool(app.control.ping(timeout=1.0))
+
+
+def parse_mode(value: str) -> SnapshotMode:
+    try:
+        return SnapshotMode(value)
+    except ValueError:
+        raise errors.InvalidOptionValue(f"Unknown snapshot mode '{value}'. Valid modes are: {MODES}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=exit_codes.HELP_EPILOG)
+@click.version_option(package_name="fdb-backup-v3", prog_name="fdbbackup")
+def cli() -> None:
+    """FoundationDB backup: start | status | abort | wait | discontinue | expire | delete | describe |
+    list | tags | dump."""
+
+
+@cli.command(epilog=exit_codes.HELP_EPILOG)
+@common.cluster_option
+@click.option("-d", "--destcontainer", "url", required=True, help="The backup URL (file:// or blobstore://).")
+@click.option("-t", "--tagname", "tag", default="default", show_default=True)
+@click.option("-w", "--waitfordone", "wait", is_flag=True, help="Wait for the backup to complete.")
+@click.option("-z", "--no-stop-when-done", "continuous", is_flag=True, help="Keep backing up after restorable.")
+@click.option("-s", "--snapshot-interval", type=int, default=DEFAULT_SNAPSHOT_INTERVAL, show_default=True)
+@click.option("-k", "--keys", "keys", multiple=True, help='Key ranges "<BEGIN> <END>" (repeatable).')
+@click.option("-n", "--dryrun", is_flag=True, help="Check everything, change nothing.")
+@click.option("--mode", "mode_text", default="rangefile", help=f"Snapshot mechanism: {MODES}.", show_default=True)
+@click.option(
+    "--bulkdump-timeout",
+    "--timeout",
+    "bulkdump_timeout",
+    type=int,
+    default=None,
+    help="Seconds BulkDump may take before it is recorded as backup_bulkdump_timeout (default 86400).",
+)
+@common.blob_credentials_option
+@common.log_options
+def start(
+    cluster_file: str | None,
+    url: str,
+    tag: str,
+    wait: bool,
+    continuous: bool,
+    snapshot_interval: int,
+    keys: Sequence[str],
+    dryrun: bool,
+    mode_text: str,
+    bulkdump_timeout: int | None,
+    blob_credentials: Sequence[str],
+    log: bool,
+    logdir: str | None,
+    trace_format: str,
+) -> int:
+    """Start a backup."""
+    common.configure_trace(log, logdir)
+    mode = parse_mode(mode_text)
+    ranges = common.parse_keys_options(keys) or [USER_KEYS]
+    if snapshot_interval <= 0:
+        raise errors.InvalidOptionValue(f"snapshot interval must be positive, got {snapshot_interval}")
+    cluster = common.resolve_cluster_file(cluster_file)
+    target = start_backup_url(url)
+    container = open_container(target, credential_files=blob_credentials)
+    sub = control.Submission(
+        tag=tag,
+        url=target,
+        cluster_file=cluster,
+        mode=mode,
+        ranges=ranges,
+        stop_when_done=not continuous,
+        snapshot_interval=snapshot_interval,
+        bulkdump_deadline=bulkdump_timeout or get_settings().bulkdump_deadline,
+        credential_files=blob_credentials,
+    )
+    store = _store()
+    connect(cluster).get_read_version()  # the source cluster must answer before we submit
+    uid = control.submit(store, container, sub, dry_run=dryrun)
+    dry = " (DRY RUN)" if dryrun else ""
+    if not dryrun:
+        from tasks.backup import start as start_task
+
+        start_task.apply_async((uid,))
+    if wait:
+        click.echo(f"Submitted and now waiting for the backup on tag `{tag}' to complete.{dry}")
+        return 0 if dryrun else _wait(store, tag, stop_when_done=not continuous)
+    if not _agents_alive():
+        click.echo(f"The backup on tag `{tag}' was successfully submitted but no backup agents are responding.{dry}")
+        return exit_codes.OK
+    click.echo(f"The backup on tag `{tag}' was successfully submitted.{dry}")
+    return exit_codes.OK
+
+
+def _wait(store: JobStore, tag: str, *, stop_when_done: bool) -> int:
+    """Block until the tag's backup stops (or, continuous, becomes restorable); print FDB's line."""
+    while True:
+        job = control.job_for_tag(store, tag)
+        if job is None:
+            raise errors.BackupUnneeded(f"No backup on tag `{tag}'")
+        done = not job.active or (not stop_when_done and job.state == BackupState.RUNNING_DIFFERENTIAL)
+        if done:
+            click.echo(f"The backup on tag `{tag}' {state_text(job.state)}.")
+            return exit_codes.OK if job.state in (BackupState.COMPLETED, BackupState.RUNNING_DIFFERENTIAL) else 1
+        time.sleep(0.5)
+
+
+@cli.command()
+@common.cluster_option
+@click.option("-t", "--tagname", "tag", default="default")
+@click.option("-e", "--errorlimit", "error_limit", type=int, default=10)
+@click.option("--json", "as_json", is_flag=True)
+@common.log_options
+def status(
+    cluster_file: str | None,
+    tag: str,
+    error_limit: int,
+    as_json: bool,
+    log: bool,
+    logdir: str | None,
+    trace_format: str,
+) -> int:
+    """Show the status of the backup on a tag."""
+    store = _store()
+    job = control.job_for_tag(store, tag)
+    errs = store.errors(job.uid) if job else []
+    if as_json:
+        click.echo(json.dumps(status_json(job, tag, errs), indent=2))
+        return exit_codes.OK
+    version_time = _version_time(job)
+    click.echo(status_text(job, tag, errs, error_limit, version_time), nl=False)
+    return exit_codes.OK
+
+
+def _version_time(job: BackupJob | None):  # type: ignore[no-untyped-def]
+    if job is None:
+        return lambda v: None
+    try:
+        driver = connect(job.cluster_file)
+    except errors.FDBError:
+        return lambda v: None
+
+    def lookup(v: int) -> float | None:
+        try:
+            return driver.time_at_version(v)
+        except errors.FDBError:
+            return None
+
+    return lookup
+
+
+@cli.command()
+@common.cluster_option
+@click.option("-t", "--tagname", "tag", default="default")
+def abort(cluster_file: str | None, tag: str) -> int:
+    """Abort the backup on a tag."""
+    store = _store()
+    job = control.job_for_tag(store, tag)
+    driver = connect(job.cluster_file if job else common.resolve_cluster_file(cluster_file))
+    control.abort(store, driver, tag)
+    click.echo(f"The backup on tag `{tag}' was successfully aborted.")
+    return exit_codes.OK
+
+
+@cli.command()
+@common.cluster_option
+@click.option("-t", "--tagname", "tag", default="default")
+@click.option("-w", "--waitfordone", "wait", is_flag=True)
+def discontinue(cluster_file: str | None, tag: str, wait: bool) -> int:
+    """Stop a continuous backup once it is restorable."""
+    store = _store()
+    control.discontinue(store, tag)
+    if wait:
+        click.echo(f"Discontinued and now waiting for the backup on tag `{tag}' to complete.")
+        return _wait(store, tag, stop_when_done=True)
+    click.echo(f"The backup on tag `{tag}' was successfully discontinued.")
+    return exit_codes.OK
+
+
+@cli.command(name="wait")
+@common.cluster_option
+@click.option("-t", "--tagname", "tag", default="default")
+@click.option("-z", "--no-stop-when-done", "continuous", is_flag=True)
+def wait_cmd(cluster_file: str | None, tag: str, continuous: bool) -> int:
+    """Wait for the backup on a tag to complete."""
+    return _wait(_store(), tag, stop_when_done=not continuous)
+
+
+@cli.command()
+def tags() -> int:
+    """List backup tags."""
+    store = _store()
+    for tag in store.tags():
+        job = control.job_for_tag(store, tag)
+        click.echo(f"{tag}" if job is None else f"{tag}  {job.state.value}  {job.url_display}")
+    return exit_codes.OK
+
+
+@cli.command()
+@click.option("-d", "--destcontainer", "url", required=True)
+@click.option("--version-timestamps", is_flag=True, help="Show times of versions (needs -C).")
+@click.option("--json", "as_json", is_flag=True)
+@common.cluster_option
+@common.blob_credentials_option
+def describe(
+    url: str, version_timestamps: bool, as_json: bool, cluster_file: str | None, blob_credentials: Sequence[str]
+) -> int:
+    """Describe the backup at a URL: snapshots and restorable versions."""
+    desc = Catalog(open_container(url, credential_files=blob_credentials)).describe()
+    version_time = None
+    if version_timestamps:
+        driver = connect(common.resolve_cluster_file(cluster_file))
+        version_time = driver.time_at_version
+    if as_json:
+        click.echo(backup_describe.to_json(desc, version_time))
+    else:
+        click.echo(backup_describe.to_text(desc, version_time), nl=False)
+    return exit_codes.OK
+
+
+@cli.command()
+@click.option("-d", "--destcontainer", "url", required=True)
+@click.option("--begin", "begin", type=int, default=None, help="Only files ending after this version.")
+@click.option("--end", "end", type=int, default=None, help="Only files starting before this version.")
+@common.blob_credentials_option
+def dump(url: str, begin: int | None, end: int | None, blob_credentials: Sequence[str]) -> int:
+    """List the files of a backup: range, log and snapshot manifest files with sizes."""
+    catalog = Catalog(open_container(url, credential_files=blob_credentials))
+    lo, hi = begin if begin is not None else -(2**63), end if end is not None else 2**63 - 1
+    for r in catalog.range_files():
+        if lo <= r.version < hi:
+            click.echo(f"range {r.size} {r.path}")
+    for f in catalog.log_files():
+        if f.end > lo and f.begin < hi:
+            click.echo(f"log {f.size} {f.path}")
+    for s in catalog.snapshots():
+        if s.end_version >= lo and s.begin_version < hi:
+            click.echo(f"snapshotManifest {s.total_bytes} {s.path}")
+    return exit_codes.OK
+
+
+@cli.command()
+@click.option("-d", "--destcontainer", "url", required=True)
+@common.blob_credentials_option
+def delete(url: str, blob_credentials: Sequence[str]) -> int:
+    """Delete every file of the backup at a URL."""
+    container = open_container(url, credential_files=blob_credentials)
+    n = container.delete_prefix("")
+    click.echo(f"The backup at {redact_url(url)} was deleted ({n} files).")
+    return exit_codes.OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    code = common.run(cli, argv, prog_name="fdbbackup")
+    sys.stdout.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Backup tasks: the canvas that plays FDB's TaskBucket for ``fdbbackup start``.
+
+``backup.start`` registers log capture, then launches the mutation-log chain and the first
+snapshot. A snapshot is a chord per method: per-shard ``backup.rangefile`` tasks whose callback
+writes the snapshot manifest, and per-shard ``backup.bulkdump`` tasks whose callback writes the job
+manifest and the BulkDump snapshot manifest. Arguments are ids only; the record in Redis holds
+everything else (and no secret ever reaches a task argument, a log line or Flower).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task, chord
+
+from config import get_settings
+from tasks import retry
+from tasks.app import app
+from workers.backup import service
+from workers.context import context
+
+
+@app.task(name="backup.start", queue="backup", bind=True)
+def start(self: Task[Any, Any], uid: str) -> None:
+    if retry.run(self, service.start, context(), uid):
+        capture_logs.apply_async((uid, 1))
+        snapshot.apply_async((uid, 1))
+
+
+@app.task(name="backup.snapshot", queue="backup", bind=True)
+def snapshot(self: Task[Any, Any], uid: str, seq: int) -> None:
+    ctx = context()
+    plan = retry.run(self, service.plan_snapshot, ctx, uid, seq)
+    if plan is None:
+        return
+    if plan.rangefile_tasks:
+        header = [rangefile_task.si(uid, seq, i) for i in range(plan.rangefile_tasks)]
+        chord(header)(finish_rangefile.si(uid, seq))
+    if plan.bulkdump_tasks:
+        header = [bulkdump_task.si(uid, seq, i) for i in range(plan.bulkdump_tasks)]
+        chord(header)(finish_bulkdump.si(uid, seq))
+    service.mark_dispatched(ctx, uid, seq)
+
+
+@app.task(name="backup.rangefile", queue="rangefile", bind=True)
+def rangefile_task(self: Task[Any, Any], uid: str, seq: int, index: int) -> None:
+    retry.run(self, service.rangefile_task, context(), uid, seq, index)
+
+
+@app.task(name="backup.finish_rangefile", queue="backup", bind=True)
+def finish_rangefile(self: Task[Any, Any], uid: str, seq: int) -> None:
+    retry.run(self, service.finish_rangefile, context(), uid, seq)
+
+
+@app.task(name="backup.bulkdump", queue="bulkdump", bind=True)
+def bulkdump_task(self: Task[Any, Any], uid: str, seq: int, index: int) -> None:
+    retry.run(self, service.bulkdump_task, context(), uid, seq, index)
+
+
+@app.task(name="backup.finish_bulkdump", queue="backup", bind=True)
+def finish_bulkdump(self: Task[Any, Any], uid: str, seq: int) -> None:
+    retry.run(self, service.finish_bulkdump, context(), uid, seq)
+
+
+@app.task(name="backup.capture_logs", queue="mutationlog", bind=True)
+def capture_logs(self: Task[Any, Any], uid: str, round_no: int) -> None:
+    outcome = retry.run(self, service.log_round, context(), uid, round_no)
+    if outcome.snapshot_seq:
+        snapshot.apply_async((uid, outcome.snapshot_seq))
+    if outcome.next_round is not None:
+        capture_logs.apply_async((uid, outcome.next_round), countdown=get_settings().log_flush_interval)

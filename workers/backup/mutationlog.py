@@ -1,0 +1,121 @@
+"""The mutation-log capture: what FDB's backup workers do, as an event-driven task chain.
+
+Logs are partitioned by key range (one cluster capture and one ``plogs/`` tag per partition), so
+restore can replay partitions in parallel. A round, per partition: read the retained mutations from
+the saved version, write ``log,<saved>,<end>,<uid>,<tag>-of-<n>,<bs>`` covering ``[saved, end)``,
+compare-and-set the saved version, then pop the cluster's retention. A file is written when the
+partition has mutations, when its pending span grows past the maximum span, or when the backup is
+about to stop; idle partitions therefore cost no objects most rounds.
+
+Exactly one chain runs per backup. Round ``n`` runs only while holding the backup's lease and when
+the record says ``log_round == n``; a redelivered stale round either re-enqueues the current round
+(if that message might have been lost) or exits. A round that loses the compare-and-set deletes
+the file it wrote; a file left behind by a crash is a subset of a later one, which restore drops.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import redis
+
+from fdbcore import naming
+from fdbcore.cluster.interface import ClusterDriver, LoggedMutation
+from fdbcore.container.base import BackupContainer
+from fdbcore.formats.framing import DEFAULT_BLOCK_SIZE
+from fdbcore.formats.partitioned_log import PartitionedLogWriter
+from workers.backup.job import BackupJob
+from workers.state import PREFIX, JobStore
+
+READ_BYTES = 4 << 20
+#: Bytes one partition reads in one round before it writes what it has.
+ROUND_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class Flush:
+    tag: int
+    begin: int
+    end: int
+    path: str
+    size: int
+    mutations: int
+
+
+def flush_partition(
+    driver: ClusterDriver,
+    container: BackupContainer,
+    store: JobStore,
+    job: BackupJob,
+    tag: int,
+    *,
+    force: bool,
+    max_span_versions: int,
+) -> Flush | None:
+    """Move one partition's retained mutations into a log file; None if nothing was written."""
+    saved = job.log_saved[tag]
+    capture = job.capture_id(tag)
+    mutations: list[LoggedMutation] = []
+    end = saved
+    read = 0
+    while read < ROUND_BYTES:
+        batch = driver.read_log(capture, end, limit_bytes=READ_BYTES)
+        mutations.extend(batch.mutations)
+        read += sum(m.mutation.byte_size() for m in batch.mutations)
+        end = max(end, batch.end_version)
+        if not batch.mutations:
+            break
+    if end <= saved or not (mutations or force or end - saved >= max_span_versions):
+        return None
+    path = naming.log_file_path(
+        saved, end, naming.new_uid(), DEFAULT_BLOCK_SIZE, tag=tag, total_tags=len(job.partitions)
+    )
+    with container.open_write(path) as out:
+        writer = PartitionedLogWriter(out, DEFAULT_BLOCK_SIZE)
+        for m in mutations:
+            if not saved <= m.version < end:
+                raise AssertionError(f"capture {capture} returned version {m.version} outside [{saved}, {end})")
+            writer.add(m.version, m.subsequence, m.mutation)
+        writer.finish()
+        size = out.bytes_written
+    if not store.compare_and_set(job.uid, f"log_saved:{tag}", [str(saved)], end):
+        container.delete(path)  # another copy of this round committed first
+        return None
+    driver.pop_log(capture, end)
+    store.incr(job.uid, "log_bytes", size)
+    store.incr(job.uid, "log_files")
+    return Flush(tag, saved, end, path, size, len(mutations))
+
+
+# --- the single chain -------------------------------------------------------------------------------
+
+
+@contextmanager
+def round_lease(client: redis.Redis, uid: str, ttl_ms: int) -> Iterator[bool]:
+    """Hold the backup's log lease for one round; yields False when another round holds it."""
+    key = f"{PREFIX}:backup:{uid}:loglease"
+    token = secrets.token_hex(8)
+    got = bool(client.set(key, token, nx=True, px=ttl_ms))
+    try:
+        yield got
+    finally:
+        if got and client.get(key) == token.encode():
+            client.delete(key)
+
+
+class RoundDecision:
+    RUN = "run"
+    REENQUEUE_CURRENT = "reenqueue"
+    EXIT = "exit"
+
+
+def decide(current_round: int, my_round: int) -> str:
+    """What a message for round ``my_round`` does when the record says ``current_round``."""
+    if my_round == current_round:
+        return RoundDecision.RUN
+    if my_round == current_round - 1:
+        return RoundDecision.REENQUEUE_CURRENT  # the next round's message may have been lost
+    return RoundDecision.EXIT

@@ -1,0 +1,65 @@
+"""Per-process handles a worker needs: job state in Redis, cluster drivers and containers.
+
+Everything is created lazily and cached per process id, because Celery's prefork pool forks
+workers after import: a gRPC channel or boto3 client made before the fork must not be reused in
+the child (ecosystem notes §1.4, item 8).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import redis
+
+from config import Settings, get_settings
+from fdbcore.cluster import ClusterDriver, connect
+from fdbcore.container import BackupContainer, open_container
+from workers import trace
+from workers.state import JobStore, connect_state
+
+
+@dataclass
+class Context:
+    settings: Settings
+    redis: redis.Redis
+    _clusters: dict[str, ClusterDriver] = field(default_factory=dict)
+    _containers: dict[tuple[str, tuple[str, ...]], BackupContainer] = field(default_factory=dict)
+
+    @cached_property
+    def backups(self) -> JobStore:
+        return JobStore(self.redis, "backup")
+
+    @cached_property
+    def restores(self) -> JobStore:
+        return JobStore(self.redis, "restore")
+
+    def cluster(self, cluster_file: str) -> ClusterDriver:
+        driver = self._clusters.get(cluster_file)
+        if driver is None:
+            driver = self._clusters[cluster_file] = connect(cluster_file)
+        return driver
+
+    def container(self, url: str, credential_files: Sequence[str] = ()) -> BackupContainer:
+        key = (url, tuple(credential_files))
+        c = self._containers.get(key)
+        if c is None:
+            c = self._containers[key] = open_container(url, credential_files=credential_files)
+        return c
+
+
+_context: Context | None = None
+_pid = 0
+
+
+def context() -> Context:
+    """This process's context (a new one after a fork)."""
+    global _context, _pid
+    if _context is None or _pid != os.getpid():
+        settings = get_settings()
+        _context = Context(settings, connect_state(settings.state_url))
+        _pid = os.getpid()
+        trace.configure(settings.log_dir)
+    return _context
