@@ -40,9 +40,7 @@ class KeyRange:
 
     def __post_init__(self) -> None:
         if self.begin > self.end:
-            raise errors.InvertedRange(
-                f"range begin {printable(self.begin)} is after its end {printable(self.end)}"
-            )
+            raise errors.InvertedRange(f"range begin {printable(self.begin)} is after its end {printable(self.end)}")
 
     @property
     def empty(self) -> bool:
@@ -164,9 +162,7 @@ def parse_key_range_option(text: str) -> KeyRange:
     """Parse one ``-k "<BEGIN> <END>"`` option value (printable-escaped keys separated by a space)."""
     parts = text.split(" ")
     if len(parts) != 2:
-        raise errors.InvalidOptionValue(
-            f'key range {text!r} must be two keys separated by one space: "<BEGIN> <END>"'
-        )
+        raise errors.InvalidOptionValue(f'key range {text!r} must be two keys separated by one space: "<BEGIN> <END>"')
     begin, end = parse_printable(parts[0]), parse_printable(parts[1])
     if begin >= end:
         raise errors.InvertedRange(f"key range {text!r} is empty or reversed: begin must sort before end")

@@ -96,9 +96,7 @@ def snapshot_folder(snapshot_begin_version: int) -> str:
     return f"{KVRANGES_PREFIX}snapshot.{snapshot_begin_version:018d}"
 
 
-def range_file_path(
-    snapshot_begin_version: int, file_index: int, version: int, uid: str, block_size: int
-) -> str:
+def range_file_path(snapshot_begin_version: int, file_index: int, version: int, uid: str, block_size: int) -> str:
     """Path of the ``file_index``-th range file of a snapshot, read at ``version``."""
     if file_index < 0:
         raise ValueError(f"file_index must be >= 0, got {file_index}")

@@ -182,6 +182,7 @@ class ClusterDriver(Protocol):
         *,
         root: str = "bulkdump_data",
         batch_bytes: int = 0,
+        timeout: float | None = None,
     ) -> list[BulkDumpBatch]:
         """Dump ``range`` as one task into ``<root>/<job_id>/<task_id>/`` of the container.
 
@@ -189,6 +190,7 @@ class ClusterDriver(Protocol):
         version recorded in its manifest. Running it again for the same task replaces that task's
         folder. Does not write ``job-manifest.txt``: whoever assembles the job does, after checking.
         The cluster reaches the container with its own credentials, like FDB's storage servers.
+        ``timeout`` bounds the call (``timed_out`` when it passes); the dump is then abandoned.
         """
         ...
 
@@ -202,13 +204,16 @@ class ClusterDriver(Protocol):
         root: str = "bulkdump_data",
         add_prefix: bytes = b"",
         remove_prefix: bytes = b"",
+        lock_owner: str | None = None,
+        timeout: float | None = None,
     ) -> BulkLoadResult:
         """Replace ``range`` with the data of the given batch manifests, bypassing the commit path.
 
         ``manifest_paths`` are relative to ``<root>`` (``<jobId>/<taskId>/<batch>/<v>-manifest.txt``)
         and must together cover ``range``. ``range`` is in the dataset's key space; keys are rewritten
         with ``remove_prefix``/``add_prefix`` on the way in. Requires the BulkLoad knobs
-        (``bulkload_invalid_configuration`` otherwise). Takes an exclusive range lock for the duration,
+        (``bulkload_invalid_configuration`` otherwise). Takes an exclusive range lock for the duration
+        (owner ``BulkLoad``; or runs under ``lock_owner``'s existing lock of the destination range),
         verifies every file before anything becomes visible, and ingests SST files directly.
         """
         ...

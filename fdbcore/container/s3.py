@@ -190,9 +190,7 @@ def _make_client(url: BlobstoreUrl, creds: Credentials | None) -> S3Client:
 
 
 def _client_for(url: BlobstoreUrl, creds: Credentials | None) -> S3Client:
-    secret_digest = (
-        "" if creds is None else hashlib.sha256(f"{creds.secret}\0{creds.token}".encode()).hexdigest()
-    )
+    secret_digest = "" if creds is None else hashlib.sha256(f"{creds.secret}\0{creds.token}".encode()).hexdigest()
     identity = ("default-chain",) if creds is None else (creds.key, secret_digest)
     key = (os.getpid(), url.endpoint_url, url.region, url.virtual_hosted, url.knobs, url.headers, identity)
     with _clients_lock:
@@ -216,9 +214,7 @@ class S3Container(BackupContainer):
         self._creds: Credentials | None = None
         self._resolved = False
         knobs = url.knobs
-        self.part_size = max(
-            knobs.multipart_min_part_size, min(DEFAULT_PART_SIZE, knobs.multipart_max_part_size)
-        )
+        self.part_size = max(knobs.multipart_min_part_size, min(DEFAULT_PART_SIZE, knobs.multipart_max_part_size))
 
     @property
     def url(self) -> str:
@@ -271,9 +267,7 @@ class S3Container(BackupContainer):
                 s3.create_bucket(Bucket=self._bucket)
             else:
                 location = cast("BucketLocationConstraintType", region)
-                s3.create_bucket(
-                    Bucket=self._bucket, CreateBucketConfiguration={"LocationConstraint": location}
-                )
+                s3.create_bucket(Bucket=self._bucket, CreateBucketConfiguration={"LocationConstraint": location})
         except ClientError as exc:
             if _error_code(exc)[0] != "BucketAlreadyOwnedByYou":
                 raise _translate(exc, "create bucket", self.where("")) from exc
@@ -390,9 +384,7 @@ class S3Container(BackupContainer):
         check_path(prefix, prefix=True)
         where = self.where(self._prefix + prefix)
         pages = (
-            self.client()
-            .get_paginator("list_objects_v2")
-            .paginate(Bucket=self._bucket, Prefix=self._prefix + prefix)
+            self.client().get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=self._prefix + prefix)
         )
         return self._list_pages(pages, where)
 
@@ -421,9 +413,7 @@ class S3Container(BackupContainer):
         deleted = 0
         try:
             for page in pages:
-                keys: list[ObjectIdentifierTypeDef] = [
-                    {"Key": obj["Key"]} for obj in page.get("Contents", [])
-                ]
+                keys: list[ObjectIdentifierTypeDef] = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
                 if not keys:
                     continue
                 resp = s3.delete_objects(Bucket=self._bucket, Delete={"Objects": keys, "Quiet": True})

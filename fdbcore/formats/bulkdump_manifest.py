@@ -41,9 +41,7 @@ def _join(names: Sequence[str], values: Sequence[str], what: str) -> str:
     fields = list(zip(names, values, strict=True))
     for name, value in fields:
         if _SEP in value or "\n" in value:
-            raise _decode_error(
-                what, f"[{name}] value {value!r} contains ', ' or a newline and would not parse"
-            )
+            raise _decode_error(what, f"[{name}] value {value!r} contains ', ' or a newline and would not parse")
     return _SEP.join(f"[{name}]: {value}" for name, value in fields)
 
 
@@ -145,11 +143,7 @@ class BatchManifest:
     @property
     def manifest_relative_path(self) -> str:
         """Relative to the dataset root, as the job manifest lists it."""
-        return (
-            f"{self.relative_path}/{self.manifest_file_name}"
-            if self.relative_path
-            else self.manifest_file_name
-        )
+        return f"{self.relative_path}/{self.manifest_file_name}" if self.relative_path else self.manifest_file_name
 
     def to_text(self) -> str:
         """The whole file content: one line, no trailing newline."""
@@ -218,9 +212,7 @@ def _validate_batch(m: BatchManifest, what: str) -> None:
     problems = {
         "RootPath": "is empty" if not m.root_path else "",
         "ManifestFileName": "is empty" if not m.manifest_file_name else "",
-        "ByteSampleFileName": "is set without a data file"
-        if m.byte_sample_file_name and not m.data_file_name
-        else "",
+        "ByteSampleFileName": "is set without a data file" if m.byte_sample_file_name and not m.data_file_name else "",
         "EndKey": f"{printable(m.end_key)} is not after [BeginKey]" if m.begin_key >= m.end_key else "",
         "Version": "is negative" if m.version < 0 else "",
         "Bytes": "and [KeyCount] disagree on emptiness" if (m.total_bytes == 0) != (m.key_count == 0) else "",
@@ -229,9 +221,7 @@ def _validate_batch(m: BatchManifest, what: str) -> None:
         else "",
         "ChecksumValue": _checksum_problem(m),
         "ByteSampleMethod": "is empty" if not m.byte_sample_method else "",
-        "ByteSampleMinimalProbability": "is not in [0, 1]"
-        if not 0 <= m.byte_sample_minimal_probability <= 1
-        else "",
+        "ByteSampleMinimalProbability": "is not in [0, 1]" if not 0 <= m.byte_sample_minimal_probability <= 1 else "",
         "loadType": f"must be {LOAD_TYPE_SST} (SST)" if m.load_type != LOAD_TYPE_SST else "",
         "TransportMethod": "must be 1 (CP) or 2 (BLOBSTORE)" if m.transport_method not in (1, 2) else "",
     }
@@ -380,7 +370,5 @@ def entries_covering(entries: Iterable[JobManifestEntry], load_range: KeyRange) 
         raise errors.BulkloadDatasetNotCoverRequiredRange(f"no dataset entry overlaps {load_range}")
     covered = check_contiguous(overlapping)
     if not covered.contains_range(load_range):
-        raise errors.BulkloadDatasetNotCoverRequiredRange(
-            f"the dataset covers {covered}, not all of {load_range}"
-        )
+        raise errors.BulkloadDatasetNotCoverRequiredRange(f"the dataset covers {covered}, not all of {load_range}")
     return overlapping

@@ -58,9 +58,7 @@ class BlockWriter:
 
     def require(self, needed: int) -> None:
         if self.room() < needed:
-            raise errors.BackupBadBlockSize(
-                f"an item of {needed} bytes does not fit in a {self.block_size}-byte block"
-            )
+            raise errors.BackupBadBlockSize(f"an item of {needed} bytes does not fit in a {self.block_size}-byte block")
 
     def reserve(self, needed: int) -> None:
         """Make sure the next ``needed`` bytes fit in the current block, starting a new one if not."""

@@ -46,9 +46,7 @@ class PartitionedLogWriter(FramedWriter):
     def add(self, version: int, subsequence: int, mutation: Mutation) -> None:
         if mutation.type == MutationType.CLEAR_RANGE and mutation.param1 > mutation.param2:
             # an inverted clear with an empty end would read back as a compact single-key clear
-            raise errors.InvertedRange(
-                f"clear range {printable(mutation.param1)}..{printable(mutation.param2)}"
-            )
+            raise errors.InvertedRange(f"clear range {printable(mutation.param1)}..{printable(mutation.param2)}")
         msg = encode_mutation_ref(mutation, self._checksums)
         self._w.reserve(_RECORD_HEADER.size + len(msg))
         self._w.append(_RECORD_HEADER.pack(version, subsequence, len(msg)))
@@ -63,16 +61,12 @@ def decode_partitioned_log_block(block: bytes, what: str = "partitioned log bloc
     out = []
     while not at_block_end(block, pos):
         if pos + _RECORD_HEADER.size > len(block):
-            raise errors.RestoreCorruptedData(
-                f"{what}: record header at offset {pos} runs past the block end"
-            )
+            raise errors.RestoreCorruptedData(f"{what}: record header at offset {pos} runs past the block end")
         version, sub, n = _RECORD_HEADER.unpack_from(block, pos)
         start = pos + _RECORD_HEADER.size
         pos = start + n
         if pos > len(block):
-            raise errors.RestoreCorruptedData(
-                f"{what}: {n}-byte record at offset {start} runs past the block end"
-            )
+            raise errors.RestoreCorruptedData(f"{what}: {n}-byte record at offset {start} runs past the block end")
         out.append(LogMutation(version, sub, decode_mutation_ref(block[start:pos], f"{what} offset {start}")))
     check_padding(block, pos, what)
     return out

@@ -50,9 +50,7 @@ def _consistent(enabled: bool, block_size: int) -> bool:
     return block_size > 0 if enabled else block_size == 0
 
 
-def parse_encryption_metadata(
-    data: bytes, name: str = "properties/encryption_metadata"
-) -> EncryptionMetadata:
+def parse_encryption_metadata(data: bytes, name: str = "properties/encryption_metadata") -> EncryptionMetadata:
     """Validate as FDB does; a missing file (handled by the caller) means "not encrypted"."""
     try:
         doc = json.loads(data)

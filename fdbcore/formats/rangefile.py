@@ -126,16 +126,12 @@ def interpret_range_block(offset: int, block: bytes, what: str) -> RangeBlock:
     elements = decode_range_block(block, what)
     begin, end = elements[0][0], elements[-1][0]
     if begin > end:
-        raise errors.RestoreCorruptedData(
-            f"{what}: block begin {printable(begin)} is after its end {printable(end)}"
-        )
+        raise errors.RestoreCorruptedData(f"{what}: block begin {printable(begin)} is after its end {printable(end)}")
     kvs = elements[1:-1]
     prev = None
     for key, _ in kvs:
         if key < begin or key >= end or (prev is not None and key <= prev):
-            raise errors.RestoreCorruptedData(
-                f"{what}: key {printable(key)} out of order or outside the block"
-            )
+            raise errors.RestoreCorruptedData(f"{what}: key {printable(key)} out of order or outside the block")
         prev = key
     return RangeBlock(offset, KeyRange(begin, end), kvs)
 

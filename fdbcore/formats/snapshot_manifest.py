@@ -28,9 +28,7 @@ _Json: TypeAlias = "bool | int | bytes | str | list[_Json] | dict[bytes, _Json]"
 
 _SHORT_ESCAPES = {0x22: '\\"', 0x5C: "\\\\", 0x08: "\\b", 0x0C: "\\f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
 _ESCAPE_TABLE = {
-    b: _SHORT_ESCAPES.get(b, f"\\u{b:04X}")
-    for b in range(256)
-    if b in _SHORT_ESCAPES or not 0x20 <= b <= 0x7E
+    b: _SHORT_ESCAPES.get(b, f"\\u{b:04X}") for b in range(256) if b in _SHORT_ESCAPES or not 0x20 <= b <= 0x7E
 }
 
 
@@ -71,8 +69,7 @@ class SnapshotManifest:
         }
         if self.key_ranges:
             doc[b"keyRanges"] = {
-                path.encode("utf-8"): {b"beginKey": r.begin, b"endKey": r.end}
-                for path, r in self.key_ranges.items()
+                path.encode("utf-8"): {b"beginKey": r.begin, b"endKey": r.end} for path, r in self.key_ranges.items()
             }
         return _dump(doc).encode("ascii")
 
@@ -161,9 +158,7 @@ def parse_snapshot_manifest(
         raise errors.RestoreCorruptedData(f"{name}: begin version {begin_version} is after end {end_version}")
     for key, expected in (("beginVersion", begin_version), ("endVersion", end_version)):
         if _int(doc, key, name) != expected:
-            raise errors.RestoreCorruptedData(
-                f"{name}: {key} {doc[key]} does not match the file name ({expected})"
-            )
+            raise errors.RestoreCorruptedData(f"{name}: {key} {doc[key]} does not match the file name ({expected})")
     files = doc.get("files")
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
         raise errors.RestoreCorruptedData(f"{name}: files is not an array of strings")
@@ -191,9 +186,7 @@ def parse_snapshot_manifest(
         end_version=end_version,
         files=tuple(_path(f, f"{name}: file path") for f in files),
         key_ranges={
-            _path(path, f"{name}: keyRanges path"): _range(
-                r, "beginKey", "endKey", f"{name}: keyRanges[{path}]"
-            )
+            _path(path, f"{name}: keyRanges path"): _range(r, "beginKey", "endKey", f"{name}: keyRanges[{path}]")
             for path, r in key_ranges.items()
         },
         total_bytes=total_bytes,

@@ -72,9 +72,7 @@ class SstWriter:
 
     def add(self, key: bytes, value: bytes) -> None:
         if self._last is not None and key <= self._last:
-            raise errors.InternalError(
-                f"SST keys must ascend strictly: {printable(key)} after {printable(self._last)}"
-            )
+            raise errors.InternalError(f"SST keys must ascend strictly: {printable(key)} after {printable(self._last)}")
         try:
             if self._writer is None:
                 writer = SstFileWriter(options=_options())

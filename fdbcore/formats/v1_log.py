@@ -99,9 +99,7 @@ def decode_v1_log_block(block: bytes, what: str = "log block") -> list[LogRecord
     return [LogRecord(v, p, block[s:e]) for v, p, s, e in _records(block, what)]
 
 
-def iter_v1_log(
-    source: ByteSource, block_size: int, cached_blocks: int = 8
-) -> Iterator[tuple[int, list[Mutation]]]:
+def iter_v1_log(source: ByteSource, block_size: int, cached_blocks: int = 8) -> Iterator[tuple[int, list[Mutation]]]:
     """Each version's mutations, in version order.
 
     A first pass indexes where every part lies; the second reads the parts back version by version

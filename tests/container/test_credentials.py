@@ -101,9 +101,7 @@ def test_first_file_with_a_match_wins(tmp_path: Path) -> None:
 
 def test_a_match_wins_over_an_unreadable_file(tmp_path: Path) -> None:
     good = _file(tmp_path / "good.json", {"@h": {"api_key": "K", "secret": SECRET}})
-    assert resolve_credentials("h", Credentials(""), [str(tmp_path / "missing.json"), good]) == Credentials(
-        "K", SECRET
-    )
+    assert resolve_credentials("h", Credentials(""), [str(tmp_path / "missing.json"), good]) == Credentials("K", SECRET)
 
 
 @pytest.mark.parametrize(

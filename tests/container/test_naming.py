@@ -91,9 +91,7 @@ def test_range_file_round_trip(begin: int, index: int, version: int, uid: str, b
     block_sizes,
     st.none() | st.integers(1, 1000).flatmap(lambda n: st.tuples(st.integers(0, n - 1), st.just(n))),
 )
-def test_log_file_round_trip(
-    a: int, b: int, uid: str, block_size: int, tagging: tuple[int, int] | None
-) -> None:
+def test_log_file_round_trip(a: int, b: int, uid: str, block_size: int, tagging: tuple[int, int] | None) -> None:
     begin, end = min(a, b), max(a, b)
     tag, total = tagging if tagging else (None, None)
     path = naming.log_file_path(begin, end, uid, block_size, tag=tag, total_tags=total)
@@ -106,9 +104,7 @@ def test_log_file_round_trip(
 @given(versions, versions, versions, st.sampled_from(["", "bulk", "range"]))
 def test_snapshot_manifest_round_trip(begin: int, end: int, total: int, suffix: str) -> None:
     path = naming.snapshot_manifest_path(begin, end, total, suffix)
-    assert naming.parse_snapshot_manifest_path(path) == naming.SnapshotManifestName(
-        path, begin, end, total, suffix
-    )
+    assert naming.parse_snapshot_manifest_path(path) == naming.SnapshotManifestName(path, begin, end, total, suffix)
 
 
 @pytest.mark.parametrize(
@@ -191,9 +187,7 @@ def test_bulkdump_layout() -> None:
 
 
 @given(hex_uids, hex_uids, st.integers(0, 10**6), versions, st.sampled_from(list(naming.BulkDumpFileKind)))
-def test_bulkdump_round_trip(
-    job: str, task: str, batch: int, version: int, kind: naming.BulkDumpFileKind
-) -> None:
+def test_bulkdump_round_trip(job: str, task: str, batch: int, version: int, kind: naming.BulkDumpFileKind) -> None:
     name = {
         naming.BulkDumpFileKind.MANIFEST: naming.bulkdump_manifest_name,
         naming.BulkDumpFileKind.DATA: naming.bulkdump_data_name,
@@ -201,9 +195,7 @@ def test_bulkdump_round_trip(
     }[kind](version)
     rel = naming.within_root(naming.bulkdump_batch_dir(job, task, batch), name)
     for path in (rel, naming.within_root(naming.BULKDUMP_ROOT, rel)):
-        assert naming.parse_bulkdump_path(path) == naming.BulkDumpFileName(
-            path, job, task, batch, version, kind
-        )
+        assert naming.parse_bulkdump_path(path) == naming.BulkDumpFileName(path, job, task, batch, version, kind)
 
 
 @pytest.mark.parametrize(

@@ -131,9 +131,7 @@ def test_a_server_ignoring_ranges_is_caught(s3_fault_proxy: S3FaultProxy, s3_buc
     assert c.read("f", 5, 10) == bytes(range(5, 15))
 
 
-def test_download_survives_a_cut_off_body(
-    s3_fault_proxy: S3FaultProxy, s3_bucket: str, tmp_path: Path
-) -> None:
+def test_download_survives_a_cut_off_body(s3_fault_proxy: S3FaultProxy, s3_bucket: str, tmp_path: Path) -> None:
     c = _s3(s3_fault_proxy.url(s3_bucket))
     data = os.urandom(300_000)
     c.write("f", data)

@@ -60,9 +60,7 @@ FDB_KNOBS = {
 USED = {f.name for f in BlobKnobs.__dataclass_fields__.values()}
 
 
-def _blob(
-    query: str = "bucket=b", auth: str = "", host: str = "127.0.0.1:9000", name: str = "bk"
-) -> BlobstoreUrl:
+def _blob(query: str = "bucket=b", auth: str = "", host: str = "127.0.0.1:9000", name: str = "bk") -> BlobstoreUrl:
     return parse_blobstore_url(f"blobstore://{auth}@{host}/{name}?{query}")
 
 
@@ -278,10 +276,7 @@ def test_secrets_are_redacted_everywhere(url: str, caplog: pytest.LogCaptureFixt
 
 
 def test_redaction_keeps_what_is_not_secret() -> None:
-    assert (
-        redact_url("blobstore://AKID:s@host:1/n?bucket=b&sc=0")
-        == "blobstore://AKID:***@host:1/n?bucket=b&sc=0"
-    )
+    assert redact_url("blobstore://AKID:s@host:1/n?bucket=b&sc=0") == "blobstore://AKID:***@host:1/n?bucket=b&sc=0"
     assert redact_url("blobstore://@host/n?bucket=b") == "blobstore://@host/n?bucket=b"
     assert redact_url("blobstore://AKID@host/n?bucket=b") == "blobstore://AKID@host/n?bucket=b"
     assert redact_url("file:///a:b@c") == "file:///a:b@c"

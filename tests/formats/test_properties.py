@@ -41,9 +41,7 @@ def test_encryption_metadata_exact_text() -> None:
     assert EncryptionMetadata(True, 1048576).to_json() == (
         b'{"is_encryption_enabled":true,"encryption_block_size":1048576}'
     )
-    assert parse_encryption_metadata(EncryptionMetadata(True, 4096).to_json()) == EncryptionMetadata(
-        True, 4096
-    )
+    assert parse_encryption_metadata(EncryptionMetadata(True, 4096).to_json()) == EncryptionMetadata(True, 4096)
     assert parse_encryption_metadata(b'{"encryption_block_size":0, "is_encryption_enabled":false}') == (
         EncryptionMetadata()
     )

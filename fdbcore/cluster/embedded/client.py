@@ -253,6 +253,7 @@ class EmbeddedClusterDriver:
         *,
         root: str = "bulkdump_data",
         batch_bytes: int = 0,
+        timeout: float | None = None,
     ) -> list[BulkDumpBatch]:
         raise errors.ClientInvalidOperation(_NOT_BUILT.format("BulkDump"))
 
@@ -266,6 +267,8 @@ class EmbeddedClusterDriver:
         root: str = "bulkdump_data",
         add_prefix: bytes = b"",
         remove_prefix: bytes = b"",
+        lock_owner: str | None = None,
+        timeout: float | None = None,
     ) -> BulkLoadResult:
         raise errors.ClientInvalidOperation(_NOT_BUILT.format("BulkLoad"))
 
