@@ -14,22 +14,26 @@ Any failure is ``restore_bulkload_dataset_incomplete`` (2390) naming what is mis
 from __future__ import annotations
 
 import hashlib
+import itertools
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from fdbcore import errors, naming
+from fdbcore.cluster.interface import BulkDumpBatch
 from fdbcore.container.base import BackupContainer
 from fdbcore.formats.bulkdump_manifest import (
     CHECKSUM_SHA256,
     BatchManifest,
     JobManifestEntry,
     entries_covering,
+    format_job_manifest,
     iter_job_manifest,
 )
 from fdbcore.formats.io import ContainerSource
 from fdbcore.formats.sst import verify_sst
-from fdbcore.keys import KeyRange, normalize_ranges
+from fdbcore.keys import KeyRange, covers_exactly, normalize_ranges
 
 ROOT = naming.BULKDUMP_ROOT
 _HASH_CHUNK = 8 << 20
@@ -149,3 +153,63 @@ def sha256_of(container: BackupContainer, path: str) -> str:
             raise incomplete(f"data file {path} changed size while being read")
         h.update(chunk)
     return h.hexdigest()
+
+
+# --- assembling a job --------------------------------------------------------------------------------
+
+
+def batch_to_json(b: BulkDumpBatch) -> dict[str, object]:
+    return {
+        "begin": b.range.begin.hex(),
+        "end": b.range.end.hex(),
+        "version": b.version,
+        "manifest_path": b.manifest_path,
+        "data_path": b.data_path,
+        "bytes": b.bytes,
+        "key_count": b.key_count,
+        "data_file_size": b.data_file_size,
+        "checksum": b.checksum,
+    }
+
+
+def batch_from_json(d: dict[str, Any]) -> BulkDumpBatch:
+    return BulkDumpBatch(
+        range=KeyRange(bytes.fromhex(d["begin"]), bytes.fromhex(d["end"])),
+        version=int(d["version"]),
+        manifest_path=str(d["manifest_path"]),
+        data_path=str(d["data_path"]),
+        bytes=int(d["bytes"]),
+        key_count=int(d["key_count"]),
+        data_file_size=int(d["data_file_size"]),
+        checksum=str(d["checksum"]),
+    )
+
+
+def check_batches_cover(batches: Sequence[BulkDumpBatch], ranges: Sequence[KeyRange]) -> None:
+    """The batches cover ``ranges`` exactly: no gap, no overlap, nothing outside."""
+    pieces = sorted(b.range for b in batches)
+    overlap = any(a.end > b.begin for a, b in itertools.pairwise(pieces))
+    if not pieces or overlap or not covers_exactly(pieces, ranges):
+        raise errors.BulkloadDatasetNotCoverRequiredRange(
+            f"{len(pieces)} BulkDump batches do not cover {', '.join(map(str, normalize_ranges(ranges)))} exactly"
+        )
+
+
+def write_job_manifest(
+    container: BackupContainer, job_id: str, batches: Sequence[BulkDumpBatch], ranges: Sequence[KeyRange]
+) -> list[JobManifestEntry]:
+    """Check a finished job (coverage, every manifest present, every data file at its size), then write
+    ``job-manifest.txt``. Writing it last is what marks the job complete."""
+    check_batches_cover(batches, ranges)
+    for b in batches:
+        path = in_root(b.manifest_path)
+        if not container.exists(path):
+            raise errors.BulkdumpTaskFailed(f"batch manifest {path} is missing")
+        if b.data_path and container.size(in_root(b.data_path)) != b.data_file_size:
+            raise errors.BulkdumpTaskFailed(f"data file {in_root(b.data_path)} does not have its recorded size")
+    entries = sorted(
+        (JobManifestEntry(b.range.begin, b.range.end, b.manifest_path, b.version, b.bytes) for b in batches),
+        key=lambda e: e.begin_key,
+    )
+    container.write(job_manifest_path(job_id), format_job_manifest(entries).encode())
+    return entries

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from fdbcore import bulkdump_dataset as ds
 from fdbcore import errors, naming
 from fdbcore.catalog import MUTATION_LOG_PARTITIONED, encode_partition_map
 from fdbcore.formats.properties import EncryptionMetadata, format_version_property
@@ -233,9 +234,9 @@ def bulkdump_task(ctx: Context, uid: str, seq: int, index: int) -> None:
         record_error(ctx, uid, "bulkdump", err)
         ctx.backups.put_result(uid, name, str(index), {"error": err.to_dict()})
         return
-    ctx.backups.put_result(uid, name, str(index), {"batches": [bulkdump.batch_to_json(b) for b in batches]})
-    ctx.backups.incr(uid, "bd_bytes", sum(b.file_size for b in batches))
-    ctx.backups.incr(uid, "bd_keys", sum(b.keys for b in batches))
+    ctx.backups.put_result(uid, name, str(index), {"batches": [ds.batch_to_json(b) for b in batches]})
+    ctx.backups.incr(uid, "bd_bytes", sum(b.data_file_size for b in batches))
+    ctx.backups.incr(uid, "bd_keys", sum(b.key_count for b in batches))
     ctx.backups.incr(uid, "bd_tasks_done")
 
 
@@ -252,7 +253,7 @@ def finish_bulkdump(ctx: Context, uid: str, seq: int) -> None:
             timed_out = any(f["code"] in (code, errors.TimedOut.code) for f in failures)
             cls = errors.BackupBulkdumpTimeout if timed_out else errors.BackupBulkdumpFailed
             raise cls(f"{len(failures)} of {len(results)} BulkDump tasks failed: {failures[0]['message']}")
-        batches = [bulkdump.DumpedBatch(**b) for r in results.values() for b in r["batches"]]
+        batches = [ds.batch_from_json(b) for r in results.values() for b in r["batches"]]
         path, manifest = bulkdump.assemble(container, job.bd_job_id, batches, job.ranges)
         container.write(path, manifest.to_json())
     except errors.FDBError as exc:
