@@ -27,7 +27,7 @@ QUEUES = (
 
 def make_app() -> Celery:
     s = get_settings()
-    app = Celery("fdbbr", broker=s.broker_url, backend=s.result_backend, include=["tasks.backup"])
+    app = Celery("fdbbr", broker=s.broker_url, backend=s.result_backend, include=["tasks.backup", "tasks.restore"])
     app.conf.update(
         task_queues=[Queue(q) for q in QUEUES],
         task_default_queue="backup",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Protocol
 
 from fdbcore.catalog import Catalog, SnapshotKind
 from fdbcore.cluster.interface import ClusterDriver
@@ -79,3 +81,21 @@ def start_workload(cluster_file: Path, keys: int, rate: int, duration: float) ->
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+class EmbeddedClusterLike(Protocol):
+    def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]: ...
+
+
+def checksum(
+    cluster: EmbeddedClusterLike, version: int | None = None, begin: str = "", end: str = "ff"
+) -> dict[str, int]:
+    """``embedded-cluster checksum`` as a dict (keys, bytes, sha256, version)."""
+    args = ["checksum", "--begin", begin, "--end", end]
+    if version is not None:
+        args += ["--version", str(version)]
+    return json.loads(cluster.cli(*args).stdout.splitlines()[-1])
+
+
+def same_data(a: dict[str, int], b: dict[str, int]) -> bool:
+    return (a["keys"], a["bytes"], a["sha256"]) == (b["keys"], b["bytes"], b["sha256"])

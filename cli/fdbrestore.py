@@ -1,0 +1,232 @@
+"""``fdbrestore``: restore a backup into a cluster (the producer; the fleet does the work).
+
+Subcommands, options and messages follow FDB 8.0's ``fdbrestore`` (``fdb-formats.md`` §5.2).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import click
+
+from cli import common, exit_codes
+from cli.restore_status import NO_RESTORES, full_status_text, progress_text, status_json
+from config import get_settings
+from fdbcore import errors
+from fdbcore.cluster import connect
+from fdbcore.container import open_container
+from fdbcore.keys import USER_KEYS, parse_printable
+from workers.restore import control
+from workers.restore.job import RestoreJob, RestoreMode, RestoreState, Rewrite
+from workers.state import ErrorRecord, JobStore, connect_state
+
+MODES = ", ".join(m.value for m in RestoreMode)
+
+
+def _store() -> JobStore:
+    return JobStore(connect_state(get_settings().state_url), "restore")
+
+
+def parse_mode(value: str) -> RestoreMode:
+    try:
+        return RestoreMode(value)
+    except ValueError:
+        raise errors.InvalidOptionValue(f"Unknown restore mode '{value}'. Valid modes are: {MODES}") from None
+
+
+def parse_timestamp(text: str) -> float:
+    """FDB's ``YYYY/MM/DD.HH:MI:SS+hhmm``."""
+    try:
+        return datetime.strptime(text, "%Y/%m/%d.%H:%M:%S%z").timestamp()
+    except ValueError:
+        raise errors.InvalidOptionValue(
+            f"timestamp '{text}' is not in the form YYYY/MM/DD.HH:MI:SS+hhmm (e.g. 2026/11/25.17:02:35+0000)"
+        ) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=exit_codes.HELP_EPILOG)
+@click.version_option(package_name="fdb-backup-v3", prog_name="fdbrestore")
+def cli() -> None:
+    """FoundationDB restore: start | status | abort | wait."""
+
+
+def _dest_option(func: Callable[..., object]) -> Callable[..., object]:
+    return click.option(
+        "-C",
+        "--cluster-file",
+        "--dest-cluster-file",
+        "cluster_file",
+        default=None,
+        help="The cluster file to restore data into.",
+    )(func)
+
+
+@cli.command(epilog=exit_codes.HELP_EPILOG)
+@click.option("-r", "url", required=True, help="The backup URL to restore from.")
+@_dest_option
+@click.option("-t", "--tagname", "tag", default="default", show_default=True)
+@click.option("-v", "--version", "version", type=int, default=None, help="Target version (default: the newest).")
+@click.option("--timestamp", default=None, help="Target time, YYYY/MM/DD.HH:MI:SS+hhmm (needs --orig-cluster-file).")
+@click.option("--orig-cluster-file", default=None, help="The backed-up cluster, to map --timestamp to a version.")
+@click.option("-k", "--keys", "keys", multiple=True, help='Key ranges "<BEGIN> <END>" to restore (repeatable).')
+@click.option("--add-prefix", default="", help="Prefix to add to the restored keys.")
+@click.option("--remove-prefix", default="", help="Prefix to remove from the restored keys.")
+@click.option("-w", "--waitfordone", "wait", is_flag=True, help="Wait for the restore to complete; print progress.")
+@click.option("-n", "--dryrun", is_flag=True, help="Check that the restore is possible, change nothing.")
+@click.option("--mode", "mode_text", default="rangefile", show_default=True, help=f"Snapshot method: {MODES}.")
+@common.blob_credentials_option
+@common.log_options
+def start(
+    url: str,
+    cluster_file: str | None,
+    tag: str,
+    version: int | None,
+    timestamp: str | None,
+    orig_cluster_file: str | None,
+    keys: Sequence[str],
+    add_prefix: str,
+    remove_prefix: str,
+    wait: bool,
+    dryrun: bool,
+    mode_text: str,
+    blob_credentials: Sequence[str],
+    log: bool,
+    logdir: str | None,
+    trace_format: str,
+) -> int:
+    """Start a restore."""
+    common.configure_trace(log, logdir)
+    mode = parse_mode(mode_text)
+    if version is not None and timestamp is not None:
+        raise errors.RestoreError("Restore target version and target timestamp cannot both be specified")
+    if timestamp is not None:
+        if not orig_cluster_file:
+            raise errors.RestoreError(
+                f"An original cluster file must be given in order to resolve restore target timestamp '{timestamp}'"
+            )
+        version = connect(common.resolve_cluster_file(orig_cluster_file)).version_at_time(parse_timestamp(timestamp))
+        click.echo(f"Timestamp '{timestamp}' resolves to version {version}")
+    dest = common.resolve_cluster_file(cluster_file)
+    driver = connect(dest)
+    req = control.RestoreRequest(
+        tag=tag,
+        url=url,
+        cluster_file=dest,
+        mode=mode,
+        target_version=version,
+        ranges=common.parse_keys_options(keys) or [USER_KEYS],
+        rewrite=Rewrite(parse_printable(remove_prefix), parse_printable(add_prefix)),
+        credential_files=blob_credentials,
+    )
+    container = open_container(url, credential_files=blob_credentials)
+    try:
+        rs = control.check(container, driver, req)
+    except (errors.RestoreInvalidVersion, errors.RestoreMissingData) as exc:
+        if dryrun and version is not None:
+            click.echo(
+                f"Insufficient data to restore to version {version}.  Describe backup for more information.", err=True
+            )
+        raise exc
+    if dryrun:
+        click.echo(f"Backup can be used to restore to version {rs.target_version}")
+        return exit_codes.OK
+    store = _store()
+    uid = control.submit(store, req, rs.target_version)
+    from tasks.restore import start as start_task
+
+    start_task.apply_async((uid,))
+    if not wait:
+        click.echo(f"Restore of tag `{tag}' to version {rs.target_version} was successfully submitted (UID {uid}).")
+        return exit_codes.OK
+    return _wait(store, tag, verbose=True)
+
+
+def _started(store: JobStore, job: RestoreJob) -> int:
+    return len(store.results(job.uid, "bulkload_started"))
+
+
+def _wait(store: JobStore, tag: str, *, verbose: bool) -> int:
+    last = ""
+    while True:
+        job = control.job_for_tag(store, tag)
+        if job is None:
+            click.echo(f"waitRestore: Tag: {tag}  State: uninitialized")
+            return exit_codes.NOT_FOUND
+        if verbose:
+            text = progress_text(job, _started(store, job))
+            if text != last:
+                click.echo(text)
+                last = text
+        if not job.active:
+            return _outcome(store, job)
+        time.sleep(1.0)
+
+
+def _outcome(store: JobStore, job: RestoreJob) -> int:
+    if job.state == RestoreState.COMPLETED:
+        click.echo(f"Restored to version {job.target_version}")
+        return exit_codes.OK
+    errs = store.errors(job.uid)
+    if errs:
+        e = errs[-1]
+        click.echo(f"ERROR: {e.message} ({e.name}, {e.code})", err=True)
+        return exit_codes.exit_code_for(errors.error_for_code(e.code, e.message))
+    click.echo(f"ERROR: the restore on tag `{job.tag}' was aborted", err=True)
+    return exit_codes.FAILED
+
+
+@cli.command()
+@_dest_option
+@click.option("-t", "--tagname", "tag", default=None, help="Only this tag (default: every restore tag).")
+@click.option("--json", "as_json", is_flag=True)
+def status(cluster_file: str | None, tag: str | None, as_json: bool) -> int:
+    """Show restores and their progress."""
+    store = _store()
+    tags = [tag] if tag else store.tags()
+    jobs = [j for j in (control.job_for_tag(store, t) for t in tags) if j is not None]
+    if as_json:
+        click.echo(json.dumps([status_json(j, _started(store, j), store.errors(j.uid)) for j in jobs], indent=2))
+        return exit_codes.OK
+    if not jobs:
+        click.echo(NO_RESTORES)
+        return exit_codes.OK
+    for j in jobs:
+        click.echo(full_status_text(j, _started(store, j), store.errors(j.uid)) + "\n\n")
+    return exit_codes.OK
+
+
+@cli.command()
+@_dest_option
+@click.option("-t", "--tagname", "tag", default="default")
+def abort(cluster_file: str | None, tag: str) -> int:
+    """Abort the restore on a tag."""
+    store = _store()
+    job = control.job_for_tag(store, tag)
+    driver = connect(job.cluster_file if job else common.resolve_cluster_file(cluster_file))
+    job = control.abort(store, driver, tag)
+    if job.state == RestoreState.ABORTED:
+        store.add_error(job.uid, ErrorRecord(time.time(), "abort", "task_interrupted", 2382, "aborted by operator"))
+    click.echo(f"RESTORE_ABORT Tag: {tag}  State: {job.state.value}")
+    return exit_codes.OK
+
+
+@cli.command(name="wait")
+@_dest_option
+@click.option("-t", "--tagname", "tag", default="default")
+def wait_cmd(cluster_file: str | None, tag: str) -> int:
+    """Wait for the restore on a tag to finish, printing progress."""
+    return _wait(_store(), tag, verbose=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    code = common.run(cli, argv, prog_name="fdbrestore")
+    sys.stdout.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

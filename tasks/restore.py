@@ -1,0 +1,72 @@
+"""Restore tasks: ``plan -> snapshot phase -> snapshot_done -> replay partitions -> finish``.
+
+Range-file mode: a chord of per-file tasks. BulkLoad mode: a chord of verify tasks whose callback
+checks the destination's knobs and then runs a chord of BulkLoad groups. Both end in
+``restore.snapshot_done``, which proves every range arrived before the log replay chord starts.
+Replay tasks hand over to a fresh copy of themselves (``Task.replace``) to keep each run bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task, chord
+
+from tasks import retry
+from tasks.app import app
+from workers.context import context
+from workers.restore import service
+from workers.restore.job import RestoreMode
+
+
+@app.task(name="restore.start", queue="restore", bind=True)
+def start(self: Task[Any, Any], uid: str) -> None:
+    dispatch = retry.run(self, service.plan, context(), uid)
+    if dispatch is None:
+        return
+    if dispatch.mode == RestoreMode.RANGEFILE:
+        chord([rangefile.si(uid, i) for i in range(dispatch.snapshot_tasks)])(snapshot_done.si(uid))
+    else:
+        chord([verify.si(uid, i) for i in range(dispatch.snapshot_tasks)])(load.si(uid))
+
+
+@app.task(name="restore.rangefile", queue="replay", bind=True)
+def rangefile(self: Task[Any, Any], uid: str, index: int) -> None:
+    retry.run(self, service.rangefile_task, context(), uid, index)
+
+
+@app.task(name="restore.verify", queue="restore", bind=True)
+def verify(self: Task[Any, Any], uid: str, index: int) -> None:
+    retry.run(self, service.verify_task, context(), uid, index)
+
+
+@app.task(name="restore.load", queue="restore", bind=True)
+def load(self: Task[Any, Any], uid: str) -> None:
+    groups = retry.run(self, service.prerequisites, context(), uid)
+    if groups:
+        chord([bulkload.si(uid, i) for i in range(groups)])(snapshot_done.si(uid))
+
+
+@app.task(name="restore.bulkload", queue="bulkload", bind=True)
+def bulkload(self: Task[Any, Any], uid: str, index: int) -> None:
+    retry.run(self, service.bulkload_task, context(), uid, index)
+
+
+@app.task(name="restore.snapshot_done", queue="restore", bind=True)
+def snapshot_done(self: Task[Any, Any], uid: str) -> None:
+    streams = retry.run(self, service.snapshot_done, context(), uid)
+    if streams:
+        chord([replay.si(uid, s) for s in range(streams)])(finish.si(uid))
+    elif service.load(context(), uid).active:
+        finish.apply_async((uid,))
+
+
+@app.task(name="restore.replay", queue="replay", bind=True)
+def replay(self: Task[Any, Any], uid: str, stream: int) -> None:
+    if not retry.run(self, service.replay_task, context(), uid, stream):
+        raise self.replace(replay.si(uid, stream))
+
+
+@app.task(name="restore.finish", queue="restore", bind=True)
+def finish(self: Task[Any, Any], uid: str) -> None:
+    retry.run(self, service.finish, context(), uid)

@@ -1,0 +1,457 @@
+"""Restore steps, one function per Celery task (the tasks add retries and canvas).
+
+Pipeline: ``plan`` -> snapshot phase (range files, or verify -> prerequisites -> BulkLoad) ->
+``snapshot_done`` (proves the whole restore range arrived) -> log replay per partition -> ``finish``.
+The destination ranges are locked (owner ``restore:<uid>``) from the plan until the end. A failure
+that retrying cannot fix aborts the restore with its named error; success is declared only after
+every range and every log stream is accounted for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+
+from fdbcore import bulkdump_dataset as ds
+from fdbcore import errors
+from fdbcore.catalog import Catalog, LogFileRef, RangeFileRef, RestoreSet
+from fdbcore.cluster.interface import ClusterDriver
+from fdbcore.formats.bulkdump_manifest import JobManifestEntry
+from fdbcore.keys import KeyRange, covers_exactly, normalize_ranges
+from fdbcore.mutations import clear_range
+from workers import trace
+from workers.context import Context
+from workers.restore import bulkload, rangefile, replay
+from workers.restore.job import (
+    ACTIVE_STATES,
+    PhaseState,
+    RestoreJob,
+    RestoreMode,
+    RestoreState,
+    VersionPiece,
+    pieces_from_json,
+    pieces_to_json,
+)
+from workers.state import ErrorRecord
+
+#: A replay task hands over to a fresh copy of itself after this long (bounded task duration).
+REPLAY_BUDGET_SECONDS = 120.0
+#: Attempts of one BulkLoad group before the restore fails with restore_bulkload_failed.
+BULKLOAD_ATTEMPTS = 5
+
+
+def load(ctx: Context, uid: str) -> RestoreJob:
+    return RestoreJob.from_fields(ctx.restores.get(uid))
+
+
+def fail(ctx: Context, uid: str, err: errors.FDBError, phase: str) -> None:
+    """Abort the restore with ``err``: record it, release the destination lock."""
+    ctx.restores.add_error(uid, ErrorRecord.from_error(phase, err))
+    trace.event("RestoreFailed", trace.SEV_WARN_ALWAYS, RestoreUID=uid, Phase=phase, Error=err.name, Code=err.code)
+    if ctx.restores.compare_and_set(uid, "state", list(ACTIVE_STATES), RestoreState.ABORTED):
+        job = load(ctx, uid)
+        _unlock(ctx, job)
+
+
+def _unlock(ctx: Context, job: RestoreJob) -> None:
+    driver = ctx.cluster(job.cluster_file)
+    for r in job.dest_ranges:
+        with contextlib.suppress(errors.RangeUnlockReject):  # never locked, or already released
+            driver.unlock_range(r, job.lock_owner)
+
+
+# --- plan --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    mode: RestoreMode
+    snapshot_tasks: int  # range files, or BulkLoad groups
+
+
+def plan(ctx: Context, uid: str) -> Dispatch | None:
+    """Choose files, lock and check the destination, record the work; None if nothing to dispatch."""
+    job = load(ctx, uid)
+    if job.state == RestoreState.STARTING and "snapshot_tasks" in job.raw:
+        return Dispatch(job.mode, int(job.raw["snapshot_tasks"]))  # redelivered after recording
+    if not ctx.restores.compare_and_set(uid, "state", [RestoreState.QUEUED], RestoreState.STARTING):
+        return None
+    try:
+        return _plan(ctx, job)
+    except errors.FDBError as exc:
+        if exc.retryable:
+            ctx.restores.compare_and_set(uid, "state", [RestoreState.STARTING], RestoreState.QUEUED)
+            raise
+        fail(ctx, uid, exc, "plan")
+        return None
+
+
+def _plan(ctx: Context, job: RestoreJob) -> Dispatch:
+    container = ctx.container(job.url, job.credential_files)
+    rs = Catalog(container).restore_set(job.target_version, job.ranges, job.mode.value)
+    trace.event(
+        "RestoreSnapshotMethodSelected",
+        RestoreUID=job.uid,
+        Method=job.mode.value,
+        BulkLoadAvailable=rs.snapshot.kind.value == "bulkdump" or _has_bulkdump(ctx, job),
+    )
+    driver = ctx.cluster(job.cluster_file)
+    for r in job.dest_ranges:
+        driver.lock_range(r, job.lock_owner)
+    fields: dict[str, object] = {"snapshot_begin": rs.begin_version, "snapshot_end": rs.end_version}
+    if job.mode == RestoreMode.RANGEFILE:
+        _check_empty(driver, job)
+        files = list(rs.range_files)
+        pieces = _range_file_pieces(files, job.ranges)
+        fields.update(
+            files_json=json.dumps([_file_json(f) for f in files]),
+            snapshot_tasks=len(files),
+            files=len(files),
+            blocks_total=sum(-(-f.size // f.block_size) for f in files),
+        )
+    else:
+        assert rs.snapshot.manifest is not None
+        job_id = rs.snapshot.manifest.job_id  # type: ignore[union-attr]
+        entries = ds.select_entries(ds.read_job_manifest(container, job_id), job.ranges)
+        pieces = bulkload.version_pieces(entries, job.ranges)
+        groups = bulkload.groups(entries)
+        fields.update(
+            bulkdump_job_id=job_id,
+            groups_json=json.dumps([[e.to_line() for e in g] for g in groups]),
+            snapshot_tasks=len(groups),
+            tasks_total=len(groups),
+        )
+    if not covers_exactly([p.range for p in pieces], job.ranges):
+        raise errors.RestoreMissingData("the chosen snapshot does not cover every restore range")
+    streams = _streams(rs)
+    fields.update(
+        version_map=pieces_to_json(pieces),
+        streams_json=json.dumps([[_log_json(f) for f in s] for s in streams]),
+        log_files=sum(len(s) for s in streams),
+    )
+    ctx.restores.update(job.uid, **fields)
+    ctx.restores.compare_and_set(job.uid, "state", [RestoreState.STARTING], RestoreState.RUNNING)
+    ctx.restores.update(job.uid, snapshot_phase=PhaseState.IN_PROGRESS, started_at=time.time())
+    return Dispatch(job.mode, int(str(fields["snapshot_tasks"])))
+
+
+def _has_bulkdump(ctx: Context, job: RestoreJob) -> bool:
+    container = ctx.container(job.url, job.credential_files)
+    return any(s.kind.value == "bulkdump" for s in Catalog(container).snapshots())
+
+
+def _check_empty(driver: ClusterDriver, job: RestoreJob) -> None:
+    version = driver.get_read_version()
+    for r in job.dest_ranges:
+        found = driver.get_range(r.begin, r.end, version, limit=1)
+        if found.kvs:
+            raise errors.RestoreDestinationNotEmpty(
+                f"the destination already has keys in {r} (first: {found.kvs[0][0]!r}); a range-file restore "
+                "needs empty destination ranges"
+            )
+
+
+def _range_file_pieces(files: list[RangeFileRef], ranges: list[KeyRange]) -> list[VersionPiece]:
+    out = []
+    for f in files:
+        if f.key_range is None:
+            raise errors.RestoreCorruptedData(f"range file {f.path} has no key range in its snapshot manifest")
+        for r in ranges:
+            part = f.key_range.intersection(r)
+            if part is not None:
+                out.append(VersionPiece(part, f.version))
+    return out
+
+
+def _streams(rs: RestoreSet) -> list[list[LogFileRef]]:
+    """Independent replay streams: one per key-range partition (ours), else one merged stream."""
+    if rs.partitions is None:
+        return [rs.log_files] if rs.log_files else []
+    by_tag: dict[int, list[LogFileRef]] = {}
+    for f in rs.log_files:
+        by_tag.setdefault(f.tag or 0, []).append(f)
+    return [files for _, files in sorted(by_tag.items())]
+
+
+def _file_json(f: RangeFileRef) -> dict[str, object]:
+    assert f.key_range is not None
+    return {
+        "path": f.path,
+        "size": f.size,
+        "version": f.version,
+        "block_size": f.block_size,
+        "begin": f.key_range.begin.hex(),
+        "end": f.key_range.end.hex(),
+    }
+
+
+def _file_from_json(d: dict[str, object]) -> RangeFileRef:
+    return RangeFileRef(
+        str(d["path"]),
+        int(str(d["size"])),
+        int(str(d["version"])),
+        int(str(d["block_size"])),
+        KeyRange(bytes.fromhex(str(d["begin"])), bytes.fromhex(str(d["end"]))),
+    )
+
+
+def _log_json(f: LogFileRef) -> list[object]:
+    return [f.path, f.size, f.begin, f.end, f.block_size, f.tag, f.total_tags, f.partitioned]
+
+
+def _log_from_json(d: list[object]) -> LogFileRef:
+    path, size, begin, end, bs, tag, total, partitioned = d
+    return LogFileRef(
+        str(path),
+        int(str(size)),
+        int(str(begin)),
+        int(str(end)),
+        int(str(bs)),
+        None if tag is None else int(str(tag)),
+        None if total is None else int(str(total)),
+        bool(partitioned),
+    )
+
+
+# --- snapshot phase ----------------------------------------------------------------------------------
+
+
+def rangefile_task(ctx: Context, uid: str, index: int) -> None:
+    job = load(ctx, uid)
+    if not job.active or str(index) in ctx.restores.results(uid, "rangefile"):
+        return
+    ref = _file_from_json(json.loads(job.raw["files_json"])[index])
+    try:
+        blocks, written = rangefile.restore_file(
+            ctx.cluster(job.cluster_file),
+            ctx.container(job.url, job.credential_files),
+            ref,
+            job.ranges,
+            job.rewrite,
+            job.lock_owner,
+        )
+    except errors.FDBError as exc:
+        if exc.retryable:
+            raise
+        fail(ctx, uid, exc, "rangefile")
+        return
+    ctx.restores.put_result(uid, "rangefile", str(index), {"blocks": blocks, "bytes": written})
+    ctx.restores.incr(uid, "blocks_done", blocks)
+    ctx.restores.incr(uid, "bytes_written", written)
+
+
+def _group(job: RestoreJob, index: int) -> list[JobManifestEntry]:
+    lines = json.loads(job.raw["groups_json"])[index]
+    return [JobManifestEntry.parse(line) for line in lines]
+
+
+def verify_task(ctx: Context, uid: str, index: int) -> None:
+    """Verify one group of batches; a bad dataset aborts the restore before anything is loaded."""
+    job = load(ctx, uid)
+    if not job.active or str(index) in ctx.restores.results(uid, "verify"):
+        return
+    try:
+        counts = bulkload.verify_group(ctx.container(job.url, job.credential_files), _group(job, index))
+    except errors.FDBError as exc:
+        if exc.retryable:
+            raise
+        fail(ctx, uid, exc, "verify")
+        return
+    ctx.restores.put_result(uid, "verify", str(index), counts)
+
+
+def prerequisites(ctx: Context, uid: str) -> int:
+    """All groups verified and the destination configured for BulkLoad; returns the group count."""
+    job = load(ctx, uid)
+    if not job.active:
+        return 0
+    groups = int(job.raw["snapshot_tasks"])
+    if len(ctx.restores.results(uid, "verify")) != groups:
+        fail(ctx, uid, ds.incomplete("not every batch group was verified"), "verify")
+        return 0
+    knobs = ctx.cluster(job.cluster_file).knobs()
+    for knob in ("shard_encode_location_metadata", "enable_read_lock_on_range"):
+        if knobs.get(knob, "0") not in ("1", "true"):
+            fail(
+                ctx,
+                uid,
+                errors.BulkloadInvalidConfiguration(
+                    f"BulkLoad requires --knob_{knob}=1. Restart the destination cluster with this knob enabled."
+                ),
+                "prerequisites",
+            )
+            return 0
+    return groups
+
+
+def bulkload_task(ctx: Context, uid: str, index: int) -> None:
+    """Load one group; raises to be retried while attempts remain, then fails the restore (2391).
+
+    Retryable errors (connection loss, timeouts) are retried without limit like everything else;
+    other failures get ``BULKLOAD_ATTEMPTS`` tries.
+    """
+    job = load(ctx, uid)
+    if not job.active or str(index) in ctx.restores.results(uid, "bulkload"):
+        return
+    entries = _group(job, index)
+    ctx.restores.put_result(uid, "bulkload_started", str(index), time.time())
+    try:
+        parts = bulkload.load_group(
+            ctx.cluster(job.cluster_file),
+            job.url,
+            job.raw["bulkdump_job_id"],
+            entries,
+            job.ranges,
+            job.rewrite,
+            job.lock_owner,
+            timeout=None,
+        )
+    except errors.FDBError as exc:
+        fatal = isinstance(exc, (errors.BulkloadInvalidConfiguration, errors.RangeLockReject))
+        if exc.retryable and not fatal:
+            raise
+        if not fatal and ctx.restores.incr(uid, f"bulkload_attempts:{index}") < BULKLOAD_ATTEMPTS:
+            ctx.restores.add_error(uid, ErrorRecord.from_error("bulkload", exc))
+            raise errors.Retry(f"BulkLoad group {index} failed, retrying: {exc.message}") from exc
+        span = f"{entries[0].range.begin!r}..{entries[-1].range.end!r}"
+        fail(
+            ctx,
+            uid,
+            exc if fatal else errors.RestoreBulkloadFailed(f"BulkLoad of shard {span} failed: {exc}"),
+            "bulkload",
+        )
+        return
+    ctx.restores.put_result(
+        uid,
+        "bulkload",
+        str(index),
+        [
+            {
+                "begin": p.range.begin.hex(),
+                "end": p.range.end.hex(),
+                "keys": p.keys,
+                "bytes": p.bytes,
+                "files": p.files,
+                "whole": p.whole_batches,
+                "manifests": p.manifests,
+            }
+            for p in parts
+        ],
+    )
+    ctx.restores.incr(uid, "tasks_done")
+    ctx.restores.incr(uid, "bytes_written", sum(p.bytes for p in parts))
+
+
+def snapshot_done(ctx: Context, uid: str) -> int:
+    """Prove the snapshot phase complete; returns the number of replay streams to start."""
+    job = load(ctx, uid)
+    if not job.active or job.snapshot_phase == PhaseState.COMPLETE:
+        return 0
+    try:
+        _check_snapshot_complete(ctx, job)
+    except errors.FDBError as exc:
+        fail(ctx, uid, exc, "snapshot")
+        return 0
+    ctx.restores.update(uid, snapshot_phase=PhaseState.COMPLETE, log_phase=PhaseState.IN_PROGRESS)
+    return len(json.loads(job.raw["streams_json"]))
+
+
+def _check_snapshot_complete(ctx: Context, job: RestoreJob) -> None:
+    tasks = int(job.raw["snapshot_tasks"])
+    if job.mode == RestoreMode.RANGEFILE:
+        done = ctx.restores.results(job.uid, "rangefile")
+        if len(done) != tasks:
+            raise errors.RestoreMissingData(f"only {len(done)} of {tasks} range files were restored")
+        return
+    loaded = [p for parts in ctx.restores.results(job.uid, "bulkload").values() for p in parts]
+    ranges = [KeyRange(bytes.fromhex(p["begin"]), bytes.fromhex(p["end"])) for p in loaded]
+    if not covers_exactly(ranges, job.ranges):
+        missing = _subtract_all(normalize_ranges(job.ranges), normalize_ranges(ranges))
+        raise errors.RestoreBulkloadFailed(
+            f"BulkLoad did not load every restore range; missing {', '.join(map(str, missing)) or 'overlaps'}"
+        )
+    counts: dict[str, int] = {}
+    for group in ctx.restores.results(job.uid, "verify").values():
+        counts.update(group)
+    for p in loaded:
+        if p["whole"]:
+            expected = sum(counts[m] for m in p["manifests"])
+            if p["keys"] != expected:
+                raise errors.RestoreBulkloadFailed(
+                    f"BulkLoad of {p['begin']}..{p['end']} loaded {p['keys']} keys; the dataset holds {expected}"
+                )
+
+
+def _subtract_all(want: list[KeyRange], have: list[KeyRange]) -> list[KeyRange]:
+    out = []
+    for w in want:
+        rest = [w]
+        for h in have:
+            nxt = []
+            for r in rest:
+                if not r.intersects(h):
+                    nxt.append(r)
+                    continue
+                if r.begin < h.begin:
+                    nxt.append(KeyRange(r.begin, h.begin))
+                if h.end < r.end:
+                    nxt.append(KeyRange(h.end, r.end))
+            rest = nxt
+        out += rest
+    return out
+
+
+# --- log phase -----------------------------------------------------------------------------------
+
+
+def replay_task(ctx: Context, uid: str, stream: int) -> bool:
+    """Replay one stream for a bounded time; True when it reached the target version."""
+    job = load(ctx, uid)
+    if not job.active or str(stream) in ctx.restores.results(uid, "replay"):
+        return True
+    files = [_log_from_json(f) for f in json.loads(job.raw["streams_json"])[stream]]
+    container = ctx.container(job.url, job.credential_files)
+    merged = not _key_partitioned(files)
+    rep = replay.Replayer(
+        ctx.cluster(job.cluster_file),
+        uid,
+        stream,
+        replay.VersionMap(pieces_from_json(job.raw["version_map"])),
+        job.rewrite,
+        job.target_version,
+        job.lock_owner,
+    )
+    deadline = time.monotonic() + REPLAY_BUDGET_SECONDS
+    while time.monotonic() < deadline:
+        source = (replay.merged_stream if merged else replay.partition_stream)(container, files, rep.position)
+        if rep.run(source, deadline - time.monotonic()):
+            ctx.restores.put_result(uid, "replay", str(stream), {"position": list(rep.position)})
+            ctx.restores.incr(uid, "bytes_written", rep.applied_bytes)
+            return True
+    ctx.restores.incr(uid, "bytes_written", rep.applied_bytes)
+    return False
+
+
+def _key_partitioned(files: list[LogFileRef]) -> bool:
+    """Files of one tag (our key-range partitions) rather than every tag (FDB's) or V1 logs."""
+    return all(f.partitioned for f in files) and len({f.tag for f in files}) == 1
+
+
+def finish(ctx: Context, uid: str) -> None:
+    job = load(ctx, uid)
+    if not job.active:
+        return
+    streams = len(json.loads(job.raw["streams_json"]))
+    done = ctx.restores.results(uid, "replay")
+    if len(done) != streams:
+        fail(ctx, uid, errors.RestoreMissingData(f"only {len(done)} of {streams} log streams finished"), "replay")
+        return
+    driver = ctx.cluster(job.cluster_file)
+    marks = replay.markers_range(uid)
+    driver.commit([clear_range(marks.begin, marks.end)], lock_owner=job.lock_owner)
+    _unlock(ctx, job)
+    if ctx.restores.compare_and_set(uid, "state", [RestoreState.RUNNING], RestoreState.COMPLETED):
+        ctx.restores.update(uid, log_phase=PhaseState.COMPLETE, completed_at=time.time())
+        trace.event("RestoreComplete", RestoreUID=uid, Version=job.target_version, Method=job.mode.value)
