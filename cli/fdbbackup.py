@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import click
 
@@ -17,8 +17,9 @@ from cli.backup_status import state_text, status_json, status_text
 from config import get_settings
 from fdbcore import errors
 from fdbcore.catalog import Catalog
+from fdbcore.catalog import expire as expire_data
 from fdbcore.cluster import connect
-from fdbcore.container import open_container, redact_url, start_backup_url
+from fdbcore.container import list_backups, open_container, redact_url, start_backup_url
 from fdbcore.keys import USER_KEYS
 from workers.backup import control
 from workers.backup.job import BackupJob, BackupState, SnapshotMode
@@ -166,7 +167,7 @@ def status(
     return exit_codes.OK
 
 
-def _version_time(job: BackupJob | None):  # type: ignore[no-untyped-def]
+def _version_time(job: BackupJob | None) -> Callable[[int], float | None]:
     if job is None:
         return lambda v: None
     try:
@@ -279,8 +280,72 @@ def dump(url: str, begin: int | None, end: int | None, blob_credentials: Sequenc
 def delete(url: str, blob_credentials: Sequence[str]) -> int:
     """Delete every file of the backup at a URL."""
     container = open_container(url, credential_files=blob_credentials)
-    n = container.delete_prefix("")
+    n = container.destroy()
     click.echo(f"The backup at {redact_url(url)} was deleted ({n} files).")
+    return exit_codes.OK
+
+
+@cli.command(name="list")
+@click.option("-b", "--base-url", "base_url", required=True, help="List the backups under this URL.")
+@common.blob_credentials_option
+def list_cmd(base_url: str, blob_credentials: Sequence[str]) -> int:
+    """List the backups under a base URL."""
+    for url in list_backups(base_url, credential_files=blob_credentials):
+        click.echo(redact_url(url))
+    return exit_codes.OK
+
+
+@cli.command()
+@click.option("-d", "--destcontainer", "url", required=True)
+@click.option("--expire-before-version", "before_version", type=int, default=None)
+@click.option("--expire-before-timestamp", "before_timestamp", default=None, help="YYYY/MM/DD.HH:MI:SS+hhmm (-C).")
+@click.option("--delete-before-days", "before_days", type=float, default=None, help="Days before the newest log.")
+@click.option("--restorable-after-version", "restorable_after", type=int, default=None)
+@click.option("--restorable-after-timestamp", "restorable_after_ts", default=None)
+@click.option("-f", "--force", is_flag=True, help="Expire even if the backup becomes unrestorable.")
+@common.cluster_option
+@common.blob_credentials_option
+def expire(
+    url: str,
+    before_version: int | None,
+    before_timestamp: str | None,
+    before_days: float | None,
+    restorable_after: int | None,
+    restorable_after_ts: str | None,
+    force: bool,
+    cluster_file: str | None,
+    blob_credentials: Sequence[str],
+) -> int:
+    """Delete backup data older than a version, keeping what a restore needs."""
+    from cli.fdbrestore import parse_timestamp
+
+    container = open_container(url, credential_files=blob_credentials)
+    if before_timestamp or restorable_after_ts:
+        driver = connect(common.resolve_cluster_file(cluster_file))
+        if before_timestamp:
+            before_version = driver.version_at_time(parse_timestamp(before_timestamp))
+        if restorable_after_ts:
+            restorable_after = driver.version_at_time(parse_timestamp(restorable_after_ts))
+    if before_days is not None:
+        max_log_end = Catalog(container).describe().max_log_end
+        if max_log_end is None:
+            raise errors.BackupCannotExpire("the backup has no logs to measure --delete-before-days from")
+        before_version = max_log_end - int(before_days * 86400 * 1_000_000)
+    if before_version is None:
+        raise errors.BackupError("No version or date/time is specified.")
+    result = expire_data(container, before_version, restorable_after=restorable_after, force=force)
+    click.echo(f"All data before version {before_version} has been deleted.")
+    if result.actual_end < result.requested_end:
+        click.echo(
+            f"NOTE: The requested expiration point (version {result.requested_end}) fell in the middle of a log "
+            f"file, so it was moved back to version {result.actual_end} to avoid splitting the file. "
+            f"Data is only guaranteed deleted up to version {result.actual_end}."
+        )
+    elif result.actual_end > result.requested_end:
+        click.echo(
+            f"NOTE: Data was already expired up to version {result.actual_end}, which is at or after the "
+            f"requested version {result.requested_end}. No additional data was deleted."
+        )
     return exit_codes.OK
 
 

@@ -20,7 +20,12 @@ from typing import Literal
 
 from fdbcore import errors, naming
 from fdbcore.container.base import BackupContainer
-from fdbcore.formats.properties import EncryptionMetadata, parse_encryption_metadata, parse_version_property
+from fdbcore.formats.properties import (
+    EncryptionMetadata,
+    format_version_property,
+    parse_encryption_metadata,
+    parse_version_property,
+)
 from fdbcore.formats.snapshot_manifest import (
     BulkDumpSnapshotManifest,
     SnapshotManifest,
@@ -397,3 +402,61 @@ class _LogChains:
             return [f for f in self.files if f.end > begin and f.begin <= target]
         found = v1_chain(self.files, begin, target)
         return found[0] if found else []
+
+
+# --- expire --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExpireResult:
+    requested_end: int
+    actual_end: int
+    deleted_files: int
+
+
+def expire(
+    container: BackupContainer, end_version: int, *, restorable_after: int | None = None, force: bool = False
+) -> ExpireResult:
+    """Delete data before ``end_version`` (FDB's ``expireData``), keeping the backup restorable.
+
+    Refused (``backup_cannot_expire``) unless a restorable snapshot begins at or after the cutoff and
+    ends by ``restorable_after`` — or ``force``. A cutoff inside a log file moves back to that file's
+    begin (per tag, so no tag loses continuity). ``unreliable_end_version`` is written before anything
+    is deleted and ``expired_end_version`` after; a BulkDump snapshot goes with its dataset.
+    """
+    catalog = Catalog(container)
+    desc = catalog.describe()
+    limit = restorable_after if restorable_after is not None else 2**63 - 1
+    if limit < end_version:
+        raise errors.BackupCannotExpire(
+            f"restorability after version {limit} is impossible once data before {end_version} is deleted"
+        )
+    if desc.expired_end is not None and end_version <= desc.expired_end:
+        return ExpireResult(end_version, desc.expired_end, 0)
+    keeps = any(s.restorable and s.begin_version >= end_version and s.end_version <= limit for s in desc.snapshots)
+    if not keeps and not force:
+        raise errors.BackupCannotExpire(
+            f"no restorable snapshot begins at or after version {end_version}"
+            + (f" and ends by {limit}" if restorable_after is not None else "")
+            + "; expiring would leave the backup unrestorable (use --force to expire anyway)"
+        )
+    logs = catalog.log_files()
+    cutoff = end_version
+    for f in logs:
+        if f.begin < end_version < f.end:
+            cutoff = min(cutoff, f.begin)
+    doomed = [f.path for f in logs if f.end <= cutoff]
+    doomed += [f.path for f in catalog.range_files() if f.version < cutoff]
+    gone_snapshots = [s for s in desc.snapshots if s.end_version < cutoff]
+    doomed += [s.path for s in gone_snapshots]
+    unreliable = naming.property_path(naming.UNRELIABLE_END_VERSION)
+    if (desc.unreliable_end or 0) < cutoff:
+        container.write(unreliable, format_version_property(cutoff))
+    for path in doomed:
+        container.delete(path)
+    deleted = len(doomed)
+    for s in gone_snapshots:
+        if isinstance(s.manifest, BulkDumpSnapshotManifest):
+            deleted += container.delete_prefix(f"{naming.BULKDUMP_ROOT}/{naming.bulkdump_job_dir(s.manifest.job_id)}/")
+    container.write(naming.property_path(naming.EXPIRED_END_VERSION), format_version_property(cutoff))
+    return ExpireResult(end_version, cutoff, deleted)

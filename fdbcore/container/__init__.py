@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from fdbcore.container.base import BackupContainer, ContainerWriter, FileInfo, check_path
 from fdbcore.container.local import LocalContainer
@@ -17,6 +18,7 @@ from fdbcore.container.url import (
     parse_url,
     redact_url,
     start_backup_url,
+    with_name,
 )
 
 __all__ = [
@@ -28,11 +30,29 @@ __all__ = [
     "LocalContainer",
     "S3Container",
     "check_path",
+    "list_backups",
     "open_container",
     "parse_url",
     "redact_url",
     "start_backup_url",
+    "with_name",
 ]
+
+
+def list_backups(base_url: str, *, credential_files: Sequence[str] = ()) -> list[str]:
+    """URLs of the backups under a base URL, as ``fdbbackup list -b`` prints them.
+
+    A ``file://`` base holds ``backup-<timestamp>`` folders; a blobstore base lists the bucket's index
+    objects (``backups/<name>``) whose names start with the base URL's name.
+    """
+    parsed = parse_url(base_url)
+    if isinstance(parsed, FileUrl):
+        root = Path(parsed.path)
+        if not root.is_dir():
+            return []
+        return sorted(f"file://{p}" for p in root.iterdir() if p.is_dir() and p.name.startswith("backup-"))
+    names = S3Container(parsed, blob_credentials=credential_files).backup_names()
+    return [with_name(base_url, name) for name in sorted(names)]
 
 
 def open_container(url: str, *, credential_files: Sequence[str] = ()) -> BackupContainer:

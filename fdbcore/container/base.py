@@ -132,6 +132,10 @@ class BackupContainer(ABC):
     def delete(self, path: str) -> None:
         """Delete one file; deleting a missing file is not an error."""
 
+    def destroy(self) -> int:
+        """Delete the whole backup (every file, and any marker of its existence); returns the file count."""
+        return self.delete_prefix("")
+
     def delete_prefix(self, prefix: str) -> int:
         """Delete every file under ``prefix``; returns how many were deleted."""
         n = 0

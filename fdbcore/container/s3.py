@@ -20,6 +20,7 @@ in a forked child), so Celery prefork workers never share a connection pool acro
 from __future__ import annotations
 
 import base64
+import builtins
 import contextlib
 import functools
 import hashlib
@@ -388,14 +389,32 @@ class S3Container(BackupContainer):
         )
         return self._list_pages(pages, where)
 
-    def _list_pages(self, pages: Iterable[ListObjectsV2OutputTypeDef], where: str) -> Iterator[FileInfo]:
+    def _list_pages(
+        self, pages: Iterable[ListObjectsV2OutputTypeDef], where: str, strip: int | None = None
+    ) -> Iterator[FileInfo]:
+        """Files of the listed pages, with ``strip`` characters (default: the data prefix) cut from keys."""
+        cut = len(self._prefix) if strip is None else strip
         try:
             # S3 lists keys in UTF-8 byte order, which is the code point order of the paths.
             for page in pages:
                 for obj in page.get("Contents", []):
-                    yield FileInfo(obj["Key"][len(self._prefix) :], obj["Size"])
+                    yield FileInfo(obj["Key"][cut:], obj["Size"])
         except _S3_ERRORS as exc:
             raise _translate(exc, "list", where) from exc
+
+    def backup_names(self) -> builtins.list[str]:
+        """Names of the backups in this bucket whose names start with this URL's name (their index objects)."""
+        index = blobstore_index_key(self._url.name)
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=index)
+        cut = len(blobstore_index_key(""))
+        return [f.path[cut:] for f in self._list_pages(pages, self.where(index), strip=0)]
+
+    def destroy(self) -> int:
+        n = self.delete_prefix("")
+        index = blobstore_index_key(self._url.name)
+        s3 = self.client()
+        self._call("delete", index, lambda: s3.delete_object(Bucket=self._bucket, Key=index))
+        return n
 
     def delete(self, path: str) -> None:
         key = self.key(path)

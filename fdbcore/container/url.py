@@ -318,3 +318,12 @@ def start_backup_url(url: str, now: datetime | None = None) -> str:
         return url
     folder = backup_folder_name(now or datetime.now())
     return f"{url}{'' if url.endswith('/') else '/'}{folder}"
+
+
+def with_name(url: str, name: str) -> str:
+    """A blobstore URL naming another backup in the same bucket (the query string is kept)."""
+    head, sep, rest = url.partition("://")
+    authority, slash, tail = rest.partition("/")
+    query = tail.partition("?")[2] if slash else rest.partition("?")[2]
+    authority = authority.partition("?")[0]
+    return f"{head}{sep}{authority}/{name}" + (f"?{query}" if query else "")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fdbcore import errors, naming
-from fdbcore.catalog import Catalog, SnapshotKind, encode_partition_map
+from fdbcore.catalog import Catalog, SnapshotKind, encode_partition_map, expire
 from fdbcore.container.local import LocalContainer
 from fdbcore.formats.partitioned_log import PartitionedLogWriter
 from fdbcore.formats.rangefile import write_range_file
@@ -140,3 +140,24 @@ def test_missing_range_file_and_uncovered_range(container: LocalContainer) -> No
 def test_empty_container_does_not_exist(tmp_path: Path) -> None:
     with pytest.raises(errors.BackupDoesNotExist):
         Catalog(LocalContainer(str(tmp_path / "none"))).describe()
+
+
+def test_expire_refuses_to_break_restorability_and_moves_back_inside_a_log(container: LocalContainer) -> None:
+    with pytest.raises(errors.BackupCannotExpire, match="no restorable snapshot"):
+        expire(container, 200)
+    with pytest.raises(errors.BackupCannotExpire, match="impossible"):
+        expire(container, 200, restorable_after=150)
+    result = expire(container, 110)  # inside the [100, 200) logs: moves back to 100
+    assert (result.requested_end, result.actual_end, result.deleted_files) == (110, 100, 0)
+    assert Catalog(container).describe().restorable_range() == (150, 299)
+
+
+def test_forced_expire_deletes_old_data_and_bulkdump_datasets(container: LocalContainer) -> None:
+    container.write(f"bulkdump_data/{JOB}/job-manifest.txt", b"x")
+    result = expire(container, 200, force=True)
+    assert result.actual_end == 200 and result.deleted_files == 2 + 2 + 2 + 1  # logs, range files, manifests, dataset
+    desc = Catalog(container).describe()
+    assert desc.snapshots == [] and desc.restorable_range() is None
+    assert (desc.expired_end, desc.unreliable_end, desc.min_log_begin) == (200, 200, 200)
+    assert not list(container.list("bulkdump_data/"))
+    assert expire(container, 150, force=True).deleted_files == 0  # already expired further
