@@ -146,6 +146,8 @@ class Replayer:
         self.target = target
         self.lock_owner = lock_owner
         self.applied_bytes = 0
+        #: Commits that found the marker moved by another copy (or could not tell): the race, counted.
+        self.conflicts = 0
         self._read_version = driver.get_read_version()
         self.position = self._stored_position()
 
@@ -196,6 +198,7 @@ class Replayer:
         except (errors.NotCommitted, errors.TransactionTooOld, errors.CommitUnknownResult):
             # Someone else moved the marker, or we cannot tell whether this commit landed: the
             # stored position says what is applied.
+            self.conflicts += 1
             self._read_version = self.driver.get_read_version()
             self.position = self._stored_position()
             return False
