@@ -56,6 +56,9 @@ class Settings:
     bulkdump_deadline: int = 86400
     #: Directory for JSON-lines trace events ("" = no trace files).
     log_dir: str = ""
+    #: Seconds between the broker's sweeps for unacknowledged tasks of dead workers (0 = kombu's
+    #: default of 10 s x 10). A killed worker's task runs again after visibility_timeout + one sweep.
+    redelivery_sweep: int = 0
 
     @property
     def broker_url(self) -> str:
@@ -83,4 +86,5 @@ def get_settings() -> Settings:
         log_flush_interval=float(_env("LOG_FLUSH_INTERVAL", str(Settings.log_flush_interval))),
         bulkdump_deadline=_env_int("BULKDUMP_DEADLINE", Settings.bulkdump_deadline),
         log_dir=_env("LOG_DIR", ""),
+        redelivery_sweep=_env_int("REDELIVERY_SWEEP", 0),
     )

@@ -25,6 +25,14 @@ QUEUES = (
 )
 
 
+def transport_options() -> dict[str, int]:
+    s = get_settings()
+    opts = {"visibility_timeout": s.visibility_timeout}
+    if s.redelivery_sweep:
+        opts.update(unacked_restore_interval=s.redelivery_sweep, unacked_restore_throttle=1)
+    return opts
+
+
 def make_app() -> Celery:
     s = get_settings()
     app = Celery("fdbbr", broker=s.broker_url, backend=s.result_backend, include=["tasks.backup", "tasks.restore"])
@@ -40,7 +48,7 @@ def make_app() -> Celery:
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": s.visibility_timeout},
+        broker_transport_options=transport_options(),
         result_backend_transport_options={"visibility_timeout": s.visibility_timeout},
         result_expires=s.result_expires,
         result_chord_expires=s.chord_expires,
