@@ -8,10 +8,13 @@ names and queues, and time limits. Every task is idempotent because any of them 
 
 from __future__ import annotations
 
-from celery import Celery
+from typing import Any
+
+from celery import Celery, signals
 from kombu import Queue
 
 from config import get_settings
+from workers import metrics
 
 #: One queue per kind of work, so deployments can size worker pools per role.
 QUEUES = (
@@ -65,3 +68,21 @@ def make_app() -> Celery:
 
 
 app = make_app()
+
+
+@signals.worker_init.connect
+def _serve_metrics(**_: Any) -> None:
+    """The worker's main process serves the pool's merged metrics (see :mod:`workers.metrics`)."""
+    s = get_settings()
+    if s.metrics_port:
+        metrics.serve(s.metrics_port, s.metrics_address)
+
+
+@signals.task_retry.connect
+def _count_retry(sender: Any = None, **_: Any) -> None:
+    metrics.TASK_RETRIES.labels(getattr(sender, "name", "unknown")).inc()
+
+
+@signals.task_failure.connect
+def _count_failure(sender: Any = None, **_: Any) -> None:
+    metrics.TASK_FAILURES.labels(getattr(sender, "name", "unknown")).inc()

@@ -27,6 +27,7 @@ from fdbcore.cluster.interface import ClusterDriver, LoggedMutation
 from fdbcore.container.base import BackupContainer
 from fdbcore.formats.framing import DEFAULT_BLOCK_SIZE
 from fdbcore.formats.partitioned_log import PartitionedLogWriter
+from workers import metrics
 from workers.backup.job import BackupJob
 from workers.state import PREFIX, JobStore
 
@@ -85,6 +86,8 @@ def flush_partition(
         container.delete(path)  # another copy of this round committed first
         return None
     driver.pop_log(capture, end)
+    metrics.BYTES_WRITTEN.labels("mutationlog").inc(size)
+    metrics.FILES_WRITTEN.labels("mutationlog").inc()
     store.incr(job.uid, "log_bytes", size)
     store.incr(job.uid, "log_files")
     return Flush(tag, saved, end, path, size, len(mutations))

@@ -15,7 +15,7 @@ from fdbcore import bulkdump_dataset as ds
 from fdbcore import errors, naming
 from fdbcore.catalog import MUTATION_LOG_PARTITIONED, encode_partition_map
 from fdbcore.formats.properties import EncryptionMetadata, format_version_property
-from workers import trace
+from workers import metrics, trace
 from workers.backup import bulkdump, mutationlog, planning, rangefile
 from workers.backup.job import ACTIVE_STATES, BackupJob, BackupState, Phase, SnapshotMode, ranges_from_json
 from workers.backup.job import ranges_to_json as _ranges_json
@@ -157,6 +157,9 @@ def rangefile_task(ctx: Context, uid: str, seq: int, index: int) -> None:
         ctx.backups.put_result(uid, name, str(index), {"error": exc.to_dict()})
         return
     ctx.backups.put_result(uid, name, str(index), {"files": [rangefile.result_to_json(f) for f in files]})
+    metrics.BYTES_WRITTEN.labels("rangefile").inc(sum(f.size for f in files))
+    metrics.BYTES_READ.labels("rangefile").inc(sum(f.kv_bytes for f in files))
+    metrics.FILES_WRITTEN.labels("rangefile").inc(len(files))
     ctx.backups.incr(uid, "rf_bytes", sum(f.size for f in files))
     ctx.backups.incr(uid, "rf_tasks_done")
 
@@ -182,6 +185,8 @@ def finish_rangefile(ctx: Context, uid: str, seq: int) -> None:
         fail(ctx, uid, errors.BackupError(f"the range-file snapshot failed: {exc.message}"))
         return
     _delete_orphans(ctx, job, set(manifest.files))
+    if job.snapshot_started_at is not None:
+        metrics.observe_throughput("backup", "rangefile", manifest.total_bytes, time.time() - job.snapshot_started_at)
     ctx.backups.update(
         uid,
         rf_phase=Phase.COMPLETE,
@@ -235,6 +240,8 @@ def bulkdump_task(ctx: Context, uid: str, seq: int, index: int) -> None:
         ctx.backups.put_result(uid, name, str(index), {"error": err.to_dict()})
         return
     ctx.backups.put_result(uid, name, str(index), {"batches": [ds.batch_to_json(b) for b in batches]})
+    metrics.BYTES_WRITTEN.labels("bulkdump").inc(sum(b.data_file_size for b in batches))
+    metrics.FILES_WRITTEN.labels("bulkdump").inc(sum(2 if b.data_path else 1 for b in batches))
     ctx.backups.incr(uid, "bd_bytes", sum(b.data_file_size for b in batches))
     ctx.backups.incr(uid, "bd_keys", sum(b.key_count for b in batches))
     ctx.backups.incr(uid, "bd_tasks_done")
@@ -270,6 +277,9 @@ def finish_bulkdump(ctx: Context, uid: str, seq: int) -> None:
         bd_total_bytes=manifest.total_bytes,
         bd_manifest=path,
     )
+    metrics.BULKDUMP_SNAPSHOTS.labels("complete").inc()
+    if job.bd_started_at is not None:
+        metrics.observe_throughput("backup", "bulkdump", manifest.total_bytes, time.time() - job.bd_started_at)
     _maybe_dual_complete(ctx, uid)
 
 
@@ -281,6 +291,9 @@ def _bulkdump_failed(ctx: Context, job: BackupJob, exc: errors.FDBError) -> None
         else (errors.BackupBulkdumpFailed(exc.message))
     )
     record_error(ctx, job.uid, "bulkdump", err)
+    metrics.BULKDUMP_SNAPSHOTS.labels("timed_out" if timed_out else "failed").inc()
+    if job.mode == SnapshotMode.BOTH:
+        metrics.FALLBACKS.labels("backup").inc()
     ctx.backups.update(job.uid, bd_phase=Phase.TIMED_OUT if timed_out else Phase.FAILED, bd_finished_at=time.time())
     if job.mode == SnapshotMode.BULKDUMP:
         fail(
@@ -293,6 +306,9 @@ def _bulkdump_failed(ctx: Context, job: BackupJob, exc: errors.FDBError) -> None
 def _maybe_dual_complete(ctx: Context, uid: str) -> None:
     job = load(ctx, uid)
     if job.mode == SnapshotMode.BOTH and job.rf_phase.finished and job.bd_phase.finished:
+        rf_bytes, bd_bytes = int(job.raw.get("rf_total_bytes", "0")), int(job.raw.get("bd_total_bytes", "0"))
+        if rf_bytes:
+            metrics.DUAL_OVERHEAD.set((rf_bytes + bd_bytes) / rf_bytes)
         trace.event(
             "BackupDualSnapshotComplete",
             BackupUID=uid,

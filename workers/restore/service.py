@@ -21,7 +21,7 @@ from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.formats.bulkdump_manifest import JobManifestEntry
 from fdbcore.keys import KeyRange, covers_exactly, normalize_ranges
 from fdbcore.mutations import clear_range
-from workers import trace
+from workers import metrics, trace
 from workers.context import Context
 from workers.restore import bulkload, rangefile, replay
 from workers.restore.job import (
@@ -46,12 +46,18 @@ def load(ctx: Context, uid: str) -> RestoreJob:
     return RestoreJob.from_fields(ctx.restores.get(uid))
 
 
+FAILED_BULKLOAD_URLS = "fdbbr:restore:failed_bulkload_urls"
+
+
 def fail(ctx: Context, uid: str, err: errors.FDBError, phase: str) -> None:
     """Abort the restore with ``err``: record it, release the destination lock."""
     ctx.restores.add_error(uid, ErrorRecord.from_error(phase, err))
+    job = load(ctx, uid)
+    if job.mode == RestoreMode.BULKLOAD and job.active and job.snapshot_phase != PhaseState.COMPLETE:
+        metrics.BULKLOAD_RESTORES.labels("failed").inc()
+        ctx.redis.sadd(FAILED_BULKLOAD_URLS, job.url_display)
     trace.event("RestoreFailed", trace.SEV_WARN_ALWAYS, RestoreUID=uid, Phase=phase, Error=err.name, Code=err.code)
     if ctx.restores.compare_and_set(uid, "state", list(ACTIVE_STATES), RestoreState.ABORTED):
-        job = load(ctx, uid)
         _unlock(ctx, job)
 
 
@@ -238,6 +244,9 @@ def rangefile_task(ctx: Context, uid: str, index: int) -> None:
         fail(ctx, uid, exc, "rangefile")
         return
     ctx.restores.put_result(uid, "rangefile", str(index), {"blocks": blocks, "bytes": written})
+    metrics.FILES_READ.labels("restore_rangefile").inc()
+    metrics.BYTES_READ.labels("restore_rangefile").inc(ref.size)
+    metrics.BYTES_WRITTEN.labels("restore_rangefile").inc(written)
     ctx.restores.incr(uid, "blocks_done", blocks)
     ctx.restores.incr(uid, "bytes_written", written)
 
@@ -342,6 +351,8 @@ def bulkload_task(ctx: Context, uid: str, index: int) -> None:
     )
     ctx.restores.incr(uid, "tasks_done")
     ctx.restores.incr(uid, "bytes_written", sum(p.bytes for p in parts))
+    metrics.BYTES_WRITTEN.labels("bulkload").inc(sum(p.bytes for p in parts))
+    metrics.FILES_READ.labels("bulkload").inc(sum(p.files for p in parts))
 
 
 def snapshot_done(ctx: Context, uid: str) -> int:
@@ -355,6 +366,11 @@ def snapshot_done(ctx: Context, uid: str) -> int:
         fail(ctx, uid, exc, "snapshot")
         return 0
     ctx.restores.update(uid, snapshot_phase=PhaseState.COMPLETE, log_phase=PhaseState.IN_PROGRESS)
+    if job.mode == RestoreMode.BULKLOAD:
+        metrics.BULKLOAD_RESTORES.labels("complete").inc()
+    started = float(job.raw.get("started_at", "0"))
+    if started:
+        metrics.observe_throughput("restore", job.mode.value, job.bytes_written, time.time() - started)
     return len(json.loads(job.raw["streams_json"]))
 
 
@@ -428,10 +444,15 @@ def replay_task(ctx: Context, uid: str, stream: int) -> bool:
         source = (replay.merged_stream if merged else replay.partition_stream)(container, files, rep.position)
         if rep.run(source, deadline - time.monotonic()):
             ctx.restores.put_result(uid, "replay", str(stream), {"position": list(rep.position)})
-            ctx.restores.incr(uid, "bytes_written", rep.applied_bytes)
+            _count_replay(ctx, uid, rep)
             return True
-    ctx.restores.incr(uid, "bytes_written", rep.applied_bytes)
+    _count_replay(ctx, uid, rep)
     return False
+
+
+def _count_replay(ctx: Context, uid: str, rep: replay.Replayer) -> None:
+    ctx.restores.incr(uid, "bytes_written", rep.applied_bytes)
+    metrics.BYTES_WRITTEN.labels("replay").inc(rep.applied_bytes)
 
 
 def _key_partitioned(files: list[LogFileRef]) -> bool:
@@ -454,4 +475,6 @@ def finish(ctx: Context, uid: str) -> None:
     _unlock(ctx, job)
     if ctx.restores.compare_and_set(uid, "state", [RestoreState.RUNNING], RestoreState.COMPLETED):
         ctx.restores.update(uid, log_phase=PhaseState.COMPLETE, completed_at=time.time())
+        if job.mode == RestoreMode.RANGEFILE and ctx.redis.srem(FAILED_BULKLOAD_URLS, job.url_display):
+            metrics.FALLBACKS.labels("restore").inc()
         trace.event("RestoreComplete", RestoreUID=uid, Version=job.target_version, Method=job.mode.value)
