@@ -6,7 +6,11 @@ Commands (names and outputs are stable; docs, demos and tests depend on them):
 - ``exec -C FILE``: one transaction per JSON line on stdin, prints ``{"version": V}`` per transaction;
 - ``load -C FILE --keys N``: fill the database, then optionally keep writing at a rate;
 - ``checksum -C FILE``: ``{"version": V, "keys": n, "bytes": b, "sha256": h}`` of a range at one version;
-- ``status -C FILE [--json]``: version, shards, knobs, log captures, range locks.
+- ``status -C FILE [--json]``: version, shards, knobs, log captures, range locks;
+- ``bulkdump -C FILE --url URL``: a BulkDump job over a range, one task per shard (fdbcli's ``bulkdump dump``);
+  prints ``Received Job ID: <id>`` then a JSON summary;
+- ``bulkload -C FILE --url URL --job ID``: load a range from a BulkDump job (fdbcli's ``bulkload load``);
+  prints a JSON summary.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from fdbcore.atomic import versionstamp
 from fdbcore.cluster import ClusterDriver, connect
 from fdbcore.cluster.checksum import RangeDigest
 from fdbcore.cluster.limits import TRANSACTION_SIZE_LIMIT
-from fdbcore.keys import USER_END, key_after, printable
+from fdbcore.keys import USER_END, KeyRange, key_after, printable
 from fdbcore.mutations import (
     OP_NAMES,
     VERSIONSTAMP_TYPES,
@@ -51,6 +55,28 @@ cluster_file_option = click.option(
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help="The cluster file written by `embedded-cluster serve`.",
+)
+
+
+_RANGE_OPTIONS = (
+    click.option("--begin", "begin_hex", default="", help="First key, plain hex (default: '')."),
+    click.option("--end", "end_hex", default=USER_END.hex(), help="End key, exclusive, plain hex (default: ff)."),
+)
+
+
+def with_range(fn: Callable[P, R]) -> Callable[P, R]:
+    """The ``--begin``/``--end`` options (plain hex keys) of the commands that take a key range."""
+    for option in reversed(_RANGE_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+blob_credentials_option = click.option(
+    "--blob-credentials",
+    "blob_credentials",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="FDB blob credentials file for blobstore:// URLs (repeatable; FDB_BLOB_CREDENTIALS is read too).",
 )
 
 
@@ -92,16 +118,30 @@ def _knob_help() -> str:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=0, show_default=True, help="Port to listen on (0: any free port).")
 @click.option("--log-level", default="INFO", show_default=True)
+@blob_credentials_option
 @click.pass_context
 @fdb_errors
-def serve(ctx: click.Context, data_dir: Path, cluster_file: Path, host: str, port: int, log_level: str) -> None:
-    """Run a cluster in the foreground; write CLUSTER_FILE once it accepts connections; stop on SIGTERM."""
+def serve(
+    ctx: click.Context,
+    data_dir: Path,
+    cluster_file: Path,
+    host: str,
+    port: int,
+    log_level: str,
+    blob_credentials: tuple[str, ...],
+) -> None:
+    """Run a cluster in the foreground; write CLUSTER_FILE once it accepts connections; stop on SIGTERM.
+
+    BulkDump and BulkLoad reach backup containers with the server's own credentials: the
+    --blob-credentials files, then FDB_BLOB_CREDENTIALS, then boto3's chain.
+    """
     from fdbcore.cluster.embedded.knobs import Knobs, parse_knob_args
+    from fdbcore.cluster.embedded.server import EmbeddedClusterServer
     from fdbcore.cluster.embedded.server import serve as run
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     knobs = Knobs.from_strings(parse_knob_args(ctx.args))
-    run(data_dir, cluster_file, knobs, host=host, port=port)
+    run(EmbeddedClusterServer(data_dir, cluster_file, knobs, host=host, port=port, credential_files=blob_credentials))
 
 
 serve.help = f"{serve.help}\n\n{_knob_help()}"
@@ -192,8 +232,7 @@ def range_checksum(
 
 @main.command(epilog=HELP_EPILOG)
 @cluster_file_option
-@click.option("--begin", "begin_hex", default="", help="First key, plain hex (default: '').")
-@click.option("--end", "end_hex", default=USER_END.hex(), help="End key, exclusive, plain hex (default: ff).")
+@with_range
 @click.option("--version", type=int, default=None, help="Read version (default: the latest).")
 @fdb_errors
 def checksum(cluster_file: Path, begin_hex: str, end_hex: str, version: int | None) -> None:
@@ -263,6 +302,70 @@ def status(cluster_file: Path, as_json: bool) -> None:
     for lk in doc["locks"]:
         span = f"[{printable(bytes.fromhex(lk['begin']))}, {printable(bytes.fromhex(lk['end']))})"
         click.echo(f"  {span}  owner {lk['owner']}")
+
+
+# --- bulkdump / bulkload ---------------------------------------------------------------------------
+
+
+def _user_range(begin_hex: str, end_hex: str) -> KeyRange:
+    begin, end = _hex(begin_hex, "--begin"), _hex(end_hex, "--end")
+    if not begin < end <= USER_END:
+        raise errors.InvalidOptionValue(f"the range needs --begin < --end <= ff, not [{begin_hex}, {end_hex})")
+    return KeyRange(begin, end)
+
+
+@main.command(epilog=HELP_EPILOG)
+@cluster_file_option
+@click.option("--url", required=True, help="Backup container: file:///abs/path or blobstore://...")
+@with_range
+@click.option("--batch-bytes", type=click.IntRange(min=0), default=0, help="Batch size (0: the cluster's knob).")
+@blob_credentials_option
+@fdb_errors
+def bulkdump(
+    cluster_file: Path, url: str, begin_hex: str, end_hex: str, batch_bytes: int, blob_credentials: tuple[str, ...]
+) -> None:
+    """Dump a key range into URL in FDB's BulkDump layout (bulkdump_data/<job>/...), one task per shard,
+    in parallel; write job-manifest.txt once every batch is there.
+
+    Prints "Received Job ID: <id>", then {"job_id", "tasks", "batches", "keys", "bytes", "seconds",
+    "mb_per_s"}. The cluster writes the data with its own credentials; this command writes the job
+    manifest with --blob-credentials.
+    """
+    from fdbcore.cluster.embedded.bulkjobs import dump_job
+    from fdbcore.container import open_container
+    from fdbcore.naming import new_uid
+
+    key_range = _user_range(begin_hex, end_hex)
+    container = open_container(url, credential_files=blob_credentials)
+    job_id = new_uid()
+    click.echo(f"Received Job ID: {job_id}")
+    sys.stdout.flush()
+    summary, _ = dump_job(connect(cluster_file), container, url, key_range, job_id, batch_bytes=batch_bytes)
+    click.echo(json.dumps(summary.to_json("batches")))
+
+
+@main.command(epilog=HELP_EPILOG)
+@cluster_file_option
+@click.option("--url", required=True, help="The container the dump was written to.")
+@click.option("--job", "job_id", required=True, help="The BulkDump job ID.")
+@with_range
+@blob_credentials_option
+@fdb_errors
+def bulkload(
+    cluster_file: Path, url: str, job_id: str, begin_hex: str, end_hex: str, blob_credentials: tuple[str, ...]
+) -> None:
+    """Replace a key range with the data of BulkDump job JOB in URL, by SST ingestion (the cluster needs
+    --knob_shard_encode_location_metadata=1 and --knob_enable_read_lock_on_range=1).
+
+    Prints {"job_id", "tasks", "files", "keys", "bytes", "seconds", "mb_per_s"}.
+    """
+    from fdbcore.cluster.embedded.bulkjobs import load_job
+    from fdbcore.container import open_container
+
+    key_range = _user_range(begin_hex, end_hex)
+    container = open_container(url, credential_files=blob_credentials)
+    summary = load_job(connect(cluster_file), container, url, job_id, key_range)
+    click.echo(json.dumps(summary.to_json("files")))
 
 
 # --- load -----------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import click
 
 from cli import backup_describe, common, exit_codes
 from cli.backup_status import state_text, status_json, status_text
+from cli.progress import LiveProgress
 from config import get_settings
 from fdbcore import errors
 from fdbcore.catalog import Catalog
@@ -165,6 +166,24 @@ def status(
     version_time = _version_time(job)
     click.echo(status_text(job, tag, errs, error_limit, version_time), nl=False)
     return exit_codes.OK
+
+
+def _follow(store: JobStore, tag: str) -> None:
+    """Live progress of the tag's backup until it is restorable or no longer active."""
+    with LiveProgress() as live:
+        while True:
+            job = control.job_for_tag(store, tag)
+            if job is None:
+                return
+            if job.mode.range_files:
+                live.update("Range-file snapshot", job.rf_tasks_done, job.rf_tasks_total, job.rf_phase.value)
+            if job.mode.bulkdump:
+                mib = job.bd_bytes >> 20
+                live.update("BulkDump snapshot", job.bd_tasks_done, job.bd_tasks_total, f"{job.bd_phase}, {mib} MiB")
+            live.update("Mutation logs", job.log_files, job.log_files, f"{job.log_bytes >> 20} MiB")
+            if not job.active or job.state == BackupState.RUNNING_DIFFERENTIAL:
+                return
+            time.sleep(1.0)
 
 
 def _version_time(job: BackupJob | None) -> Callable[[int], float | None]:

@@ -14,6 +14,7 @@ from datetime import datetime
 import click
 
 from cli import common, exit_codes
+from cli.progress import LiveProgress
 from cli.restore_status import NO_RESTORES, full_status_text, progress_text, status_json
 from config import get_settings
 from fdbcore import errors
@@ -150,20 +151,35 @@ def _started(store: JobStore, job: RestoreJob) -> int:
 
 
 def _wait(store: JobStore, tag: str, *, verbose: bool) -> int:
-    last = ""
-    while True:
-        job = control.job_for_tag(store, tag)
-        if job is None:
-            click.echo(f"waitRestore: Tag: {tag}  State: uninitialized")
-            return exit_codes.NOT_FOUND
-        if verbose:
-            text = progress_text(job, _started(store, job))
-            if text != last:
-                click.echo(text)
-                last = text
-        if not job.active:
-            return _outcome(store, job)
-        time.sleep(1.0)
+    """Follow the restore until it ends: bars on a terminal, FDB's progress text otherwise."""
+    with LiveProgress() as live:
+        last = ""
+        while True:
+            job = control.job_for_tag(store, tag)
+            if job is None:
+                click.echo(f"waitRestore: Tag: {tag}  State: uninitialized")
+                return exit_codes.NOT_FOUND
+            if live.plain:
+                text = progress_text(job, _started(store, job))
+                if verbose and text != last:
+                    click.echo(text)
+                    last = text
+            else:
+                _bars(live, store, job)
+            if not job.active:
+                break
+            time.sleep(1.0)
+    return _outcome(store, job)
+
+
+def _bars(live: LiveProgress, store: JobStore, job: RestoreJob) -> None:
+    if job.mode == RestoreMode.RANGEFILE:
+        live.update("Snapshot (range files)", job.blocks_done, job.blocks_total, "blocks")
+    else:
+        live.update("Snapshot (BulkLoad)", job.tasks_done, job.tasks_total, "tasks")
+    streams = len(json.loads(job.raw.get("streams_json", "[]")))
+    done = len(store.results(job.uid, "replay"))
+    live.update("Mutation log replay", done, streams, f"{job.bytes_written >> 20} MiB written")
 
 
 def _outcome(store: JobStore, job: RestoreJob) -> int:
