@@ -21,8 +21,10 @@ import os
 import shutil
 import struct
 import tempfile
-from collections.abc import Generator, Iterable, Iterator
+from collections import deque
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain, starmap
 
 from rocksdict import DBCompressionType, IngestExternalFileOptions, Options, Rdict, SstFileWriter
 
@@ -71,19 +73,32 @@ class SstWriter:
         self.total_bytes = 0
 
     def add(self, key: bytes, value: bytes) -> None:
-        if self._last is not None and key <= self._last:
-            raise errors.InternalError(f"SST keys must ascend strictly: {printable(key)} after {printable(self._last)}")
+        self.add_many(((key, value),))
+
+    def add_many(self, pairs: Sequence[KV]) -> None:
+        """Add pairs in strictly ascending key order, such as a chunk of a RocksDB scan.
+
+        The pairs are handed to RocksDB without a Python step per pair (which would halve the speed of
+        a dump); RocksDB's writer itself refuses a key that does not ascend.
+        """
+        if not pairs:
+            return
+        first = pairs[0][0]
+        if self._last is not None and first <= self._last:
+            raise errors.InternalError(
+                f"SST keys must ascend strictly: {printable(first)} after {printable(self._last)}"
+            )
         try:
             if self._writer is None:
                 writer = SstFileWriter(options=_options())
                 writer.open(self.path)
                 self._writer = writer
-            self._writer[key] = value
+            deque(starmap(self._writer.__setitem__, pairs), maxlen=0)
         except Exception as exc:
             raise errors.IoError(f"cannot write SST file {self.path}: {exc}") from exc
-        self._last = key
-        self.key_count += 1
-        self.total_bytes += len(key) + len(value)
+        self._last = pairs[-1][0]
+        self.key_count += len(pairs)
+        self.total_bytes += sum(map(len, chain.from_iterable(pairs)))
 
     def finish(self) -> SstFileInfo | None:
         """Complete the file; None (and no file) when no KV was added."""
