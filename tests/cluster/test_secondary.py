@@ -3,39 +3,11 @@ written: every read sees a whole commit, i.e. the data exactly as of the version
 
 from __future__ import annotations
 
-import threading
-
 from fdbcore.cluster.checksum import RangeDigest
 from fdbcore.cluster.embedded.secondary import WorkerPool, digest_range, secondary_view
-from fdbcore.mutations import clear_range, set_value
-from tests.cluster.util import digest_at
+from fdbcore.mutations import set_value
+from tests.cluster.util import Writer, digest_at
 from tests.fixtures.cluster import EmbeddedCluster
-
-
-class Writer:
-    """Commits a steady mix of sets and clear ranges (each commit changes many keys at once)."""
-
-    def __init__(self, db) -> None:
-        self.db = db
-        self.stop = threading.Event()
-        self.commits = 0
-        self.thread = threading.Thread(target=self.run)
-
-    def run(self) -> None:
-        i = 0
-        while not self.stop.is_set():
-            self.db.commit([set_value(b"w/%05d" % ((i * 131 + j) % 6000), b"%d" % i * 20) for j in range(200)])
-            self.db.commit([clear_range(b"w/%05d" % (i * 97 % 6000), b"w/%05d" % (i * 97 % 6000 + 40))])
-            self.commits += 2
-            i += 1
-
-    def __enter__(self) -> Writer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
 
 
 def test_secondary_view_reads_whole_commits(embedded_cluster: EmbeddedCluster) -> None:

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rocksdict import Options, SstFileWriter
+from rocksdict import IngestExternalFileOptions, Options, Rdict, SstFileWriter
 
 from fdbcore import errors
 from fdbcore.cluster.embedded.faults import Fault, FaultRegistry
 from fdbcore.cluster.embedded.knobs import Knobs, parse_knob_args
-from fdbcore.cluster.embedded.storage import RangeIterator, Storage
+from fdbcore.cluster.embedded.storage import ChunkedScan, IngestFile, RangeIterator, Storage
 from fdbcore.cluster.embedded.wire import mutations_out
 from fdbcore.keys import KeyRange
 from fdbcore.mutations import clear_range, set_value
@@ -57,7 +57,7 @@ def test_ingest_replaces_a_range_and_cuts_history(storage: Storage, tmp_path: Pa
     before = storage.latest_version
     sst = write_sst(tmp_path / "batch.sst", [(b"b/%03d" % i, b"new") for i in range(5, 30)])
 
-    v = storage.ingest(KeyRange(b"b/", b"b0"), [sst], lock_owner=None)
+    v = storage.ingest(KeyRange(b"b/", b"b0"), [IngestFile(sst, KeyRange(b"b/", b"b0"), 25 * 8)], lock_owner=None)
     assert v > before
     assert not Path(sst).exists()  # moved, not copied
     assert read(storage, b"", b"\xff", v) == [
@@ -72,7 +72,7 @@ def test_ingest_replaces_a_range_and_cuts_history(storage: Storage, tmp_path: Pa
     later = commit(storage, set_value(b"b/005", b"newer"))
     assert storage.get(b"b/005", v) == b"new" and storage.get(b"b/005", later) == b"newer"
     assert storage.read_log("bk", capture, 0).entries[-1][0] == later  # ingestion bypasses the log
-    # Recounted at ingestion; the later overwrite of b/005 counts as new bytes until the splitter recounts.
+    # Counted at ingestion; the later overwrite of b/005 counts as new bytes until the splitter recounts.
     assert sum(s.nbytes for s in storage.shards.states()) == (1 + 4) + 25 * (5 + 3) + (5 + 5)
 
     storage.lock_range(KeyRange(b"b/", b"b0"), "BulkLoad")
@@ -129,3 +129,46 @@ def test_fault_registry() -> None:
     assert first is not None and first.action == "stall" and first.stall_seconds == 0.5
     assert faults.take("bulk_load", KeyRange(b"b", b"z")) is not None
     assert faults.take("bulk_load", KeyRange(b"b", b"z")) is None
+
+
+def test_chunked_scan_notices_that_it_stopped_early(tmp_path: Path) -> None:
+    """rocksdict's items() ends quietly at a corrupt block; the scan must not pass that off as the end."""
+    sst = write_sst(tmp_path / "x.sst", [(b"k%07d" % i, b"v" * 50) for i in range(50_000)])
+    db = Rdict(str(tmp_path / "db"), Options(raw_mode=True))
+    opts = IngestExternalFileOptions()
+    opts.set_move_files(True)
+    db.ingest_external_file([sst], opts)
+    db.close()
+    (ingested,) = (tmp_path / "db").glob("*.sst")
+    data = bytearray(ingested.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    ingested.write_bytes(bytes(data))
+    db = Rdict(str(tmp_path / "db"), Options(raw_mode=True))
+    try:
+        scan = ChunkedScan(db, b"", b"\xff")
+        seen = 0
+        with pytest.raises(errors.IoError, match="checksum mismatch"):
+            while chunk := scan.next_chunk(1024):
+                seen += len(chunk)
+        assert 0 < seen < 50_000
+    finally:
+        del scan
+        db.close()
+
+
+def test_ingest_counts_bytes_per_shard(tmp_path: Path) -> None:
+    """A file inside one shard counts whole; one across a shard boundary is counted on each side."""
+    s = Storage(tmp_path / "data", Knobs(shard_count=2, idle_commit_interval_ms=0))
+    try:
+        boundary = s.shards[1].begin  # b"\x7f"
+        commit(s, set_value(b"\x10old", b"x" * 100), set_value(b"\x90old", b"y" * 10))
+        across = [(b"\x20%03d" % i, b"a" * 10) for i in range(30)] + [(boundary + b"%03d" % i, b"b") for i in range(5)]
+        inside = [(b"\xa0%03d" % i, b"c" * 20) for i in range(7)]
+        files = [
+            IngestFile(write_sst(tmp_path / "1.sst", across), KeyRange(b"\x20", b"\x90"), 30 * 14 + 5 * 5),
+            IngestFile(write_sst(tmp_path / "2.sst", inside), KeyRange(b"\x90", b"\xb0"), 7 * 24),
+        ]
+        s.ingest(KeyRange(b"\x00", b"\xb0"), files, lock_owner=None)
+        assert [st.nbytes for st in s.shards.states()] == [30 * 14, 5 * 5 + 7 * 24, 0]
+    finally:
+        s.close()

@@ -1,11 +1,14 @@
-"""Helpers shared by the embedded-cluster tests (reading whole ranges and logs, waiting for splits)."""
+"""Helpers shared by the embedded-cluster tests (reading whole ranges and logs, waiting for splits, a
+background writer)."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 from fdbcore.cluster.checksum import RangeDigest
 from fdbcore.cluster.interface import ClusterDriver, LoggedMutation, Shard
+from fdbcore.mutations import clear_range, set_value
 
 
 def read_all(db: ClusterDriver, begin: bytes, end: bytes, version: int, chunk: int = 0) -> list[tuple[bytes, bytes]]:
@@ -49,3 +52,29 @@ def wait_for_splits(db: ClusterDriver, target: int, timeout: float = 20.0) -> li
         if time.monotonic() > deadline:
             raise AssertionError(f"shards still above {target} bytes: {sizes}")
         time.sleep(0.2)
+
+
+class Writer:
+    """Commits a steady mix of sets and clear ranges (each commit changes many keys at once)."""
+
+    def __init__(self, db) -> None:
+        self.db = db
+        self.stop = threading.Event()
+        self.commits = 0
+        self.thread = threading.Thread(target=self.run)
+
+    def run(self) -> None:
+        i = 0
+        while not self.stop.is_set():
+            self.db.commit([set_value(b"w/%05d" % ((i * 131 + j) % 6000), b"%d" % i * 20) for j in range(200)])
+            self.db.commit([clear_range(b"w/%05d" % (i * 97 % 6000), b"w/%05d" % (i * 97 % 6000 + 40))])
+            self.commits += 2
+            i += 1
+
+    def __enter__(self) -> Writer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()

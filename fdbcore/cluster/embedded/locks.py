@@ -82,6 +82,24 @@ class RangeLocks:
         self._locks = sorted(kept, key=lambda lk: lk.range)
         return changes
 
+    def lock_exclusive(self, range: KeyRange, owner: str) -> list[MetaChange]:
+        """Lock a range that no lock touches yet, not even one of ``owner``'s own (BulkLoad's lock:
+        two loads into overlapping ranges under the one owner ``BulkLoad`` would otherwise share it)."""
+        for lk in self._locks:
+            if lk.range.intersects(range):
+                raise errors.RangeLockReject(f"range {range} overlaps {lk.range}, locked by {lk.owner!r}")
+        return self.lock(range, owner)
+
+    def check_held(self, range: KeyRange, owner: str) -> None:
+        """``range_lock_failed`` unless ``owner``'s locks cover all of ``range``."""
+        cursor = range.begin
+        for lk in self._locks:
+            if lk.owner == owner and lk.range.begin <= cursor < lk.range.end:
+                cursor = lk.range.end
+        if cursor < range.end:
+            missing = KeyRange(cursor, range.end)
+            raise errors.RangeLockFailed(f"{owner!r} holds no lock covering {range} (missing from {missing})")
+
     def check_writes(self, owner: str | None, wrote_into: Callable[[bytes, bytes], bool]) -> None:
         for lk in self._locks:
             if lk.owner != owner and wrote_into(lk.range.begin, lk.range.end):

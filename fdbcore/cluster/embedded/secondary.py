@@ -6,7 +6,11 @@ primary. It opens the data directory as a RocksDB *secondary* instance instead: 
 log until the next catch-up, and because every commit is one write batch that also records the
 last-committed version, that point is a whole commit. Reading the version from ``meta`` and then
 scanning the data therefore gives the range exactly as of that version. This is how shards are
-scanned in parallel (and how BulkDump will read its batches).
+scanned in parallel, and how BulkDump reads its batches.
+
+A BulkLoad changes the primary in two steps (a clearing commit, then an SST ingest outside the
+write-ahead log); a catch-up that lands between them would pair the new version with a half-done
+range, so :meth:`SecondaryView.catch_up` catches up again until no ingest is in progress.
 
 Worker processes are started with the ``spawn`` method: the server holds RocksDB handles, threads and
 gRPC state that must not be copied into a forked child.
@@ -17,8 +21,10 @@ from __future__ import annotations
 import multiprocessing
 import shutil
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +34,16 @@ from fdbcore import errors
 from fdbcore.cluster.checksum import RangeDigest
 from fdbcore.cluster.embedded.storage import (
     META_CF,
+    ChunkedScan,
+    ingest_pending,
     open_secondary,
     read_committed_version,
     scan,
 )
 
 SECONDARY_DIRNAME = "secondary"
+#: How long a catch-up waits for an ingest on the primary to finish (it holds the commit lock).
+INGEST_WAIT_SECONDS = 120.0
 
 R = TypeVar("R")
 
@@ -55,19 +65,30 @@ class SecondaryView:
 
     def catch_up(self) -> int:
         """Replay what the primary committed since; return the committed version now visible."""
-        try:
-            self._db.try_catch_up_with_primary()
-        except Exception as exc:
-            raise errors.IoError(f"secondary instance could not catch up with the primary: {exc}") from exc
-        meta = self._db.get_column_family(META_CF)
-        try:
-            self.version = read_committed_version(meta)
-        finally:
-            meta.close()
-        return self.version
+        deadline = time.monotonic() + INGEST_WAIT_SECONDS
+        while True:
+            try:
+                self._db.try_catch_up_with_primary()
+            except Exception as exc:
+                raise errors.IoError(f"secondary instance could not catch up with the primary: {exc}") from exc
+            meta = self._db.get_column_family(META_CF)
+            try:
+                self.version = read_committed_version(meta)
+                pending = ingest_pending(meta)
+            finally:
+                meta.close()
+            if not pending:
+                return self.version
+            if time.monotonic() > deadline:
+                raise errors.IoError(f"an ingest into {pending[0]} has not finished in {INGEST_WAIT_SECONDS:g} s")
+            time.sleep(0.01)
 
     def scan(self, begin: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         return scan(self._db, begin, end)
+
+    def chunked_scan(self, begin: bytes, end: bytes) -> ChunkedScan:
+        """A fast scan of ``[begin, end)``; valid until the next :meth:`catch_up`."""
+        return ChunkedScan(self._db, begin, end)
 
     def close(self) -> None:
         self._db.close()
@@ -109,14 +130,21 @@ class WorkerPool:
     def __init__(self, processes: int) -> None:
         self.processes = processes
         self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., R], *args: object) -> Future[R]:
+        with self._lock:
+            if self._executor is None:
+                context = multiprocessing.get_context("spawn")
+                self._executor = ProcessPoolExecutor(self.processes, mp_context=context)
+            return self._executor.submit(fn, *args)
 
     def map(self, fn: Callable[..., R], calls: Sequence[tuple[object, ...]]) -> list[R]:
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
-        futures = [self._executor.submit(fn, *args) for args in calls]
+        futures = [self.submit(fn, *args) for args in calls]
         return [f.result() for f in futures]
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)

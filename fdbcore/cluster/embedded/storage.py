@@ -28,7 +28,9 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from itertools import islice
 from pathlib import Path
+from typing import cast
 
 from rocksdict import (
     AccessType,
@@ -62,7 +64,7 @@ from fdbcore.cluster.embedded.versions import (
     encode_version_record,
     timekeeper_key,
 )
-from fdbcore.cluster.embedded.wire import Columns, pack
+from fdbcore.cluster.embedded.wire import Columns, pack, unpack
 from fdbcore.cluster.embedded.writes import (
     POINT_DELETES_MAX,
     Effects,
@@ -72,7 +74,7 @@ from fdbcore.cluster.embedded.writes import (
     validate,
 )
 from fdbcore.cluster.interface import RangeLock, Shard
-from fdbcore.keys import ALL_END, KeyRange, printable, strinc
+from fdbcore.keys import ALL_END, KeyRange, key_after, printable, strinc
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,8 @@ MLOG_CF = "mlog"
 VERSION_KEY = b"version"
 CLUSTER_ID_KEY = b"cluster_id"
 KNOBS_KEY = b"knobs"
+#: ``ingest/<begin>`` -> ``[end]`` in ``meta`` while SST files are being ingested into ``[begin, end)``.
+INGEST_PREFIX = b"ingest/"
 DB_DIRNAME = "db"
 
 #: Default and largest byte budgets for one range read (``limit_bytes`` of 0 means the default).
@@ -160,6 +164,49 @@ def scan(db: Rdict, begin: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
     yield from RangeIterator(db, begin, end).pairs()
 
 
+class ChunkedScan:
+    """The pairs of ``[begin, end)`` in lists, read without a Python step per pair, for bulk readers.
+
+    rocksdict's ``items()`` iterates in Rust (about twice as fast as stepping an iterator from Python)
+    but, like every rocksdict iteration, ends quietly at a corrupt block and offers no ``status()``.
+    So when it ends, a second iterator is positioned after the last pair returned: it must find
+    nothing, and its ``status()`` must be clean. That proof holds only on a database that does not
+    change meanwhile, such as a secondary instance between catch-ups; do not use this on the primary.
+    """
+
+    def __init__(self, db: Rdict, begin: bytes, end: bytes) -> None:
+        self._db = db
+        self.begin, self.end = begin, end
+        self._opts = ReadOptions()  # owned for the iterator's lifetime (see RangeIterator)
+        self._opts.set_iterate_lower_bound(begin)
+        self._opts.set_iterate_upper_bound(end)
+        # rocksdict's stubs type items() as a bare iterator of tuples; in raw mode they hold bytes.
+        self._items = cast("Iterator[tuple[bytes, bytes]]", db.items(from_key=begin, read_opt=self._opts))
+        self._last: bytes | None = None
+        self.exhausted = False
+
+    def next_chunk(self, size: int) -> list[tuple[bytes, bytes]]:
+        """Up to ``size`` next pairs; an empty list once the range is exhausted (and proven so)."""
+        if self.exhausted:
+            return []
+        chunk: list[tuple[bytes, bytes]] = list(islice(self._items, size))
+        if chunk:
+            self._last = chunk[-1][0]
+        else:
+            self.exhausted = True
+            self._check_exhausted()
+        return chunk
+
+    def _check_exhausted(self) -> None:
+        after = self.begin if self._last is None else key_after(self._last)
+        probe = RangeIterator(self._db, after, self.end)
+        for key, _ in probe.pairs():  # raises io_error on a bad status
+            raise errors.IoError(
+                f"RocksDB scan of [{printable(self.begin)}, {printable(self.end)}) stopped early before "
+                f"{printable(key)}; the database may be corrupt"
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class RangeRead:
     #: Keys and values interleaved: ``[k0, v0, k1, v1, ...]`` (the wire format, built once).
@@ -171,6 +218,21 @@ class RangeRead:
 class LogRead:
     entries: list[tuple[int, bytes]]  # (version, encoded mutations of that commit)
     end_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class IngestFile:
+    """An SST file to ingest: where it is, the key range its keys lie in, and their bytes."""
+
+    path: str
+    range: KeyRange
+    bytes: int
+
+
+def ingest_pending(meta: Rdict) -> list[KeyRange]:
+    """Ranges an ingest is changing right now, as a (secondary instance's) ``meta`` column family says."""
+    markers = scan(meta, INGEST_PREFIX, strinc(INGEST_PREFIX))
+    return [KeyRange(k[len(INGEST_PREFIX) :], unpack(v)[0]) for k, v in markers]
 
 
 class Storage:
@@ -207,6 +269,8 @@ class Storage:
 
         # The recovery commit: makes the new start version durable before anything is served.
         wb = self._batch()
+        # An ingest cut short by a crash is over: whatever it left is the range's content now.
+        wb.delete_range(INGEST_PREFIX, strinc(INGEST_PREFIX), self._meta_cf)
         wb.put(CLUSTER_ID_KEY, self.cluster_id.encode(), self._meta_cf)
         wb.put(KNOBS_KEY, pack(knobs.as_strings()), self._meta_cf)
         if not shard_entries:
@@ -436,38 +500,76 @@ class Storage:
 
     # --- bulk replacement of a range -------------------------------------------------------------
 
-    def ingest(self, range: KeyRange, sst_paths: Sequence[str], *, lock_owner: str | None) -> int:
+    def ingest(self, range: KeyRange, files: Sequence[IngestFile], *, lock_owner: str | None) -> int:
         """Replace ``range`` with the contents of SST files, bypassing the commit path and the mutation log.
 
         Under the commit lock: clear the range in a commit (bumping the version), then ingest the files
         with move semantics. The keys this removes are not listed anywhere, so reads older than the
         returned version over ``range`` fail with ``transaction_too_old``, and older read-conflict
-        ranges over it fail with ``not_committed``. The files' keys must lie inside ``range`` (the
-        caller checks).
+        ranges over it fail with ``not_committed``. The files' keys must lie inside their ``range``,
+        and those inside ``range`` (the caller checks).
+
+        Secondary instances read the version and the data separately from this two-step change, so the
+        clearing commit also writes an ingest marker that the marker's removal after the ingest takes
+        back; :func:`ingest_pending` tells a secondary to catch up again rather than read in between.
         """
         if range.empty:
             raise errors.InvalidOptionValue("cannot ingest into an empty range")
         opts = IngestExternalFileOptions()
         opts.set_move_files(True)
+        marker = INGEST_PREFIX + range.begin
         with self._lock:
             if self.locks:
                 self.locks.check_writes(lock_owner, lambda b, e: range.intersects(KeyRange(b, e)))
+            replaced = self._bytes_by_shard(range)
             wb = self._batch()
             wb.delete_range(range.begin, range.end)
+            wb.put(marker, pack([range.end]), self._meta_cf)
             version = self.clock.next_version()
             self._commit_batch(wb, version)
             self.history.invalidate(version, range.begin, range.end)
+            ingested = False
             try:
-                if sst_paths:
-                    self._db.ingest_external_file(list(sst_paths), opts)
+                if files:
+                    self._db.ingest_external_file([f.path for f in files], opts)
+                ingested = True
             except Exception as exc:
-                raise errors.IoError(f"ingesting {len(sst_paths)} SST files into {range} failed: {exc}") from exc
+                raise errors.IoError(f"ingesting {len(files)} SST files into {range} failed: {exc}") from exc
             finally:
                 # The snapshot serving reads at this version must include the ingested data.
                 record = mvcc.CommitRecord(version, [], [], [(range.begin, range.end)])
                 self.history.add(record, self._db.snapshot())
-                self._recount_shards(range.begin, range.end)
+                loaded = self._loaded_bytes_by_shard(files) if ingested else {}
+                wb = self._batch()
+                wb.delete(marker, self._meta_cf)
+                for i in self.shards.overlapping(range.begin, range.end):
+                    shard = self.shards[i]
+                    shard.nbytes = max(0, shard.nbytes - replaced.get(i, 0) + loaded.get(i, 0))
+                    wb.put(*shard.encode(), self._meta_cf)
+                self._write(wb)
         return version
+
+    def _bytes_by_shard(self, range: KeyRange) -> dict[int, int]:
+        """Bytes (keys plus values) stored in ``range``, per shard index. Caller holds the commit lock."""
+        out: dict[int, int] = {}
+        for i in self.shards.overlapping(range.begin, range.end):
+            shard = self.shards[i]
+            part = KeyRange(max(range.begin, shard.begin), min(range.end, shard.end))
+            out[i] = sum(len(k) + len(v) for k, v in scan(self._db, part.begin, part.end))
+        return out
+
+    def _loaded_bytes_by_shard(self, files: Sequence[IngestFile]) -> dict[int, int]:
+        """Bytes ingested per shard index: a file inside one shard counts as a whole; one that spans a
+        shard boundary is counted per shard from the database. Caller holds the commit lock."""
+        out: dict[int, int] = {}
+        for f in files:
+            shards = self.shards.overlapping(f.range.begin, f.range.end)
+            if len(shards) == 1:
+                out[shards[0]] = out.get(shards[0], 0) + f.bytes
+                continue
+            for i, part in self._bytes_by_shard(f.range).items():
+                out[i] = out.get(i, 0) + part
+        return out
 
     # --- shards -----------------------------------------------------------------------------------
 
@@ -601,6 +703,15 @@ class Storage:
     def unlock_range(self, range: KeyRange, owner: str) -> int:
         with self._lock:
             return self._metadata_commit(self.locks.unlock(range, owner))
+
+    def lock_range_exclusive(self, range: KeyRange, owner: str) -> int:
+        """Lock ``range`` for ``owner`` unless any lock, of any owner, touches it (``range_lock_reject``)."""
+        with self._lock:
+            return self._metadata_commit(self.locks.lock_exclusive(range, owner))
+
+    def check_lock_held(self, range: KeyRange, owner: str) -> None:
+        with self._lock:
+            self.locks.check_held(range, owner)
 
     def range_locks(self) -> list[RangeLock]:
         with self._lock:
