@@ -44,7 +44,6 @@ _CLIENT_OPTIONS = [
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
-_NOT_BUILT = "{} is not available in this build of the embedded cluster yet"
 
 
 class EmbeddedClusterDriver:
@@ -107,22 +106,31 @@ class EmbeddedClusterDriver:
             except grpc.FutureTimeoutError:
                 continue
 
-    def _call(self, method: str, request: dict[str, Any], *, idempotent: bool = True) -> Any:
-        deadline = time.monotonic() + self.connect_timeout
+    def _call(
+        self, method: str, request: dict[str, Any], *, idempotent: bool = True, timeout: float | None = None
+    ) -> Any:
+        """Call ``method``; ``timeout`` (seconds) bounds the whole call, reconnecting included, and
+        becomes the gRPC deadline, so the server learns when the caller has given up."""
+        started = time.monotonic()
+        deadline = started + self.connect_timeout
+        call_deadline = None if timeout is None else started + timeout
         while True:
+            remaining = None if call_deadline is None else max(0.0, call_deadline - time.monotonic())
             try:
-                response = self._stub(method)(request)
+                response = self._stub(method)(request, timeout=remaining)
                 break
             except grpc.RpcError as exc:
                 code = exc.code() if isinstance(exc, grpc.Call) else None
                 details = (exc.details() if isinstance(exc, grpc.Call) else "") or ""
+                if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise errors.TimedOut(f"{method} on {self._address} did not finish within {timeout:g} s") from exc
                 if code != grpc.StatusCode.UNAVAILABLE:
                     raise errors.InternalError(f"{method} RPC to {self._address} failed: {code} {details}") from exc
                 if not idempotent and "failed to connect" not in details.lower():
                     raise errors.CommitUnknownResult(
                         f"connection to the cluster at {self._address} broke during {method}: {details}"
                     ) from exc
-                if not self._reconnect(deadline):
+                if not self._reconnect(deadline if call_deadline is None else min(deadline, call_deadline)):
                     raise errors.ConnectionFailed(
                         f"cannot reach the embedded cluster at {self._address} "
                         f"(cluster file {self.cluster_file}) within {self.connect_timeout:g} s: {details}"
@@ -255,7 +263,16 @@ class EmbeddedClusterDriver:
         batch_bytes: int = 0,
         timeout: float | None = None,
     ) -> list[BulkDumpBatch]:
-        raise errors.ClientInvalidOperation(_NOT_BUILT.format("BulkDump"))
+        request = {
+            "job_id": job_id,
+            "task_id": task_id,
+            "begin": range.begin,
+            "end": range.end,
+            "url": container_url,
+            "root": root,
+            "batch_bytes": batch_bytes,
+        }
+        return wire.batches_in(self._call("BulkDump", request, timeout=timeout))
 
     def bulk_load(
         self,
@@ -270,15 +287,34 @@ class EmbeddedClusterDriver:
         lock_owner: str | None = None,
         timeout: float | None = None,
     ) -> BulkLoadResult:
-        raise errors.ClientInvalidOperation(_NOT_BUILT.format("BulkLoad"))
+        request = {
+            "job_id": job_id,
+            "begin": range.begin,
+            "end": range.end,
+            "url": container_url,
+            "manifests": list(manifest_paths),
+            "root": root,
+            "add_prefix": add_prefix,
+            "remove_prefix": remove_prefix,
+            "lock_owner": lock_owner,
+        }
+        return wire.load_result_in(self._call("BulkLoad", request, timeout=timeout))
 
     # --- embedded-only: tests and diagnostics -----------------------------------------------------
 
     def inject_fault(
         self, operation: str, range: KeyRange, action: str, *, times: int = 1, stall_seconds: float = 0.0
     ) -> None:
-        """Make ``operation`` (``bulk_dump``/``bulk_load``) of ranges intersecting ``range`` fail or stall
-        ``times`` times. Needs ``--knob_enable_fault_injection=1``."""
+        """Make the next ``times`` calls of ``operation`` (``bulk_dump``/``bulk_load``) whose range
+        intersects ``range`` (for ``bulk_load``, the destination range) misbehave, then behave again.
+        Needs ``--knob_enable_fault_injection=1``.
+
+        - ``fail``: the call fails with ``bulkdump_task_failed`` (1243) / ``bulkload_task_failed`` (1238)
+          before touching any data; a BulkLoad fails while holding its range lock.
+        - ``stall``: the call sleeps ``stall_seconds`` (0: until the caller's deadline passes or it goes
+          away), then does its work; a BulkLoad stalls while holding its range lock, so commits into
+          the range fail with ``transaction_rejected_range_locked`` meanwhile.
+        """
         request = {
             "operation": operation,
             "begin": range.begin,

@@ -49,6 +49,9 @@ class Knobs:
         "commits cheap); reads of that range at older versions then fail with transaction_too_old",
     )
     bulkdump_parallelism: int = _knob(0, "worker processes for shard scans (0 = one per CPU core)")
+    bulkdump_batch_bytes: int = _knob(
+        100 * MIB, "BulkDump cuts a batch once its keys and values reach this many bytes (FDB SS_BULKDUMP_BATCH_BYTES)"
+    )
     enable_fault_injection: int = _knob(0, "1: accept fault-injection requests (tests only)")
     shard_encode_location_metadata: int = _knob(0, "FDB knob; BulkLoad requires 1")
     enable_read_lock_on_range: int = _knob(0, "FDB knob; BulkLoad requires 1")
@@ -67,7 +70,7 @@ class Knobs:
         return knobs
 
     def validate(self) -> None:
-        positive = ("max_read_transaction_life_versions", "shard_count", "shard_target_bytes")
+        positive = ("max_read_transaction_life_versions", "shard_count", "shard_target_bytes", "bulkdump_batch_bytes")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise errors.InvalidOptionValue(f"knob {name} must be positive")

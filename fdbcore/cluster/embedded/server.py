@@ -17,7 +17,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,10 @@ import grpc
 from fdbcore import errors
 from fdbcore.cluster import EMBEDDED_DESCRIPTION, clusterfile
 from fdbcore.cluster.embedded import wire
+from fdbcore.cluster.embedded.bulk import clear_scratch
+from fdbcore.cluster.embedded.bulkdump import BulkDumpService
+from fdbcore.cluster.embedded.bulkload import BulkLoadService
+from fdbcore.cluster.embedded.cancel import Cancellation
 from fdbcore.cluster.embedded.faults import Fault, FaultRegistry
 from fdbcore.cluster.embedded.knobs import Knobs
 from fdbcore.cluster.embedded.secondary import WorkerPool, digest_range
@@ -36,17 +40,37 @@ from fdbcore.keys import KeyRange
 log = logging.getLogger(__name__)
 
 SHARD_SPLIT_INTERVAL = 1.0
+#: Handler threads. A BulkDump or BulkLoad call holds one for its whole duration while worker
+#: processes do the work, so there are enough for a fleet's bulk calls plus ordinary traffic.
+RPC_THREADS = 128
 
 Request = dict[str, Any]
 
 
 class ClusterService:
-    """The RPC methods, each taking the decoded request and returning a msgpack-able result."""
+    """The RPC methods, each taking the decoded request and returning a msgpack-able result.
 
-    def __init__(self, storage: Storage, faults: FaultRegistry, pool: WorkerPool) -> None:
+    BulkDump and BulkLoad also get the call's :class:`Cancellation`, so that they stop when the
+    caller's deadline passes. The server reaches backup containers with its own credentials
+    (``credential_files``, then ``FDB_BLOB_CREDENTIALS`` and boto3's chain), as FDB's storage servers do.
+    """
+
+    def __init__(
+        self, storage: Storage, faults: FaultRegistry, pool: WorkerPool, credential_files: Sequence[str] = ()
+    ) -> None:
         self.storage = storage
         self.faults = faults
         self.pool = pool
+        self.bulkdump = BulkDumpService(
+            storage.data_dir, pool, faults, storage.knobs.bulkdump_batch_bytes, credential_files
+        )
+        self.bulkload = BulkLoadService(storage, pool, faults, credential_files)
+
+    def cancellable_methods(self) -> dict[str, Callable[[Request, Cancellation], object]]:
+        return {
+            "BulkDump": lambda r, c: wire.batches_out(self.bulkdump.dump(r, c)),
+            "BulkLoad": lambda r, c: wire.load_result_out(self.bulkload.load(r, c)),
+        }
 
     def methods(self) -> dict[str, Callable[[Request], object]]:
         s = self.storage
@@ -139,10 +163,10 @@ class ClusterService:
         }
 
 
-def _rpc_handler(fn: Callable[[Request], object]) -> grpc.RpcMethodHandler:
+def _rpc_handler(fn: Callable[[Request, grpc.ServicerContext], object]) -> grpc.RpcMethodHandler:
     def handle(request: Request, context: grpc.ServicerContext) -> dict[str, object]:
         try:
-            return {"ok": fn(request)}
+            return {"ok": fn(request, context)}
         except errors.FDBError as exc:
             return {"err": [exc.code, exc.message]}
         except Exception as exc:
@@ -152,9 +176,26 @@ def _rpc_handler(fn: Callable[[Request], object]) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(handle, request_deserializer=wire.unpack, response_serializer=wire.pack)
 
 
+def _plain(fn: Callable[[Request], object]) -> Callable[[Request, grpc.ServicerContext], object]:
+    return lambda request, context: fn(request)
+
+
+def _cancellable(
+    fn: Callable[[Request, Cancellation], object],
+) -> Callable[[Request, grpc.ServicerContext], object]:
+    return lambda request, context: fn(request, Cancellation.of_call(context))
+
+
 class EmbeddedClusterServer:
     def __init__(
-        self, data_dir: Path, cluster_file: Path, knobs: Knobs, *, host: str = "127.0.0.1", port: int = 0
+        self,
+        data_dir: Path,
+        cluster_file: Path,
+        knobs: Knobs,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        credential_files: Sequence[str] = (),
     ) -> None:
         self.data_dir = data_dir
         self.cluster_file = cluster_file
@@ -166,14 +207,19 @@ class EmbeddedClusterServer:
         self._grpc: grpc.Server | None = None
         self.storage: Storage | None = None
         self.pool = WorkerPool(knobs.worker_processes)
+        self.credential_files = tuple(credential_files)
 
     def start(self) -> str:
         """Open the data directory, start serving and write the cluster file; return ``host:port``."""
         self.storage = storage = Storage(self.data_dir, self.knobs)
-        service = ClusterService(storage, FaultRegistry(bool(self.knobs.enable_fault_injection)), self.pool)
-        handlers = {name: _rpc_handler(fn) for name, fn in service.methods().items()}
+        clear_scratch(self.data_dir)
+        faults = FaultRegistry(bool(self.knobs.enable_fault_injection))
+        service = ClusterService(storage, faults, self.pool, self.credential_files)
+        handlers = {name: _rpc_handler(_plain(fn)) for name, fn in service.methods().items()}
+        for name, long_fn in service.cancellable_methods().items():
+            handlers[name] = _rpc_handler(_cancellable(long_fn))
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc"),
+            futures.ThreadPoolExecutor(max_workers=RPC_THREADS, thread_name_prefix="rpc"),
             options=[*wire.CHANNEL_OPTIONS, ("grpc.so_reuseport", 0)],
         )
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(wire.SERVICE, handlers),))
@@ -229,8 +275,8 @@ class EmbeddedClusterServer:
         log.info("embedded cluster stopped")
 
 
-def serve(data_dir: Path, cluster_file: Path, knobs: Knobs, *, host: str = "127.0.0.1", port: int = 0) -> None:
-    """Run a server in the foreground until SIGTERM or SIGINT."""
+def serve(server: EmbeddedClusterServer) -> None:
+    """Run ``server`` in the foreground until SIGTERM or SIGINT."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -238,7 +284,6 @@ def serve(data_dir: Path, cluster_file: Path, knobs: Knobs, *, host: str = "127.
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    server = EmbeddedClusterServer(data_dir, cluster_file, knobs, host=host, port=port)
     server.start()
     try:
         while not stop.wait(0.5):

@@ -6,7 +6,9 @@ message costs one C-level pack/unpack, not a Python step per field:
 - ``KeyRange`` -> ``[begin, end]``; ``Shard`` -> ``[id, begin, end]``;
 - ``RangeLock`` -> ``[begin, end, owner]``;
 - mutations -> three parallel lists ``[types, params1, params2]`` (:data:`Columns`);
-- range-read results -> one flat list ``[k0, v0, k1, v1, ...]``.
+- range-read results -> one flat list ``[k0, v0, k1, v1, ...]``;
+- ``BulkDumpBatch`` -> ``[begin, end, version, manifest_path, data_path, bytes, key_count, data_file_size,
+  checksum]``; ``BulkLoadResult`` -> ``[begin, end, keys_loaded, bytes_loaded, files_ingested]``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import msgpack
 
-from fdbcore.cluster.interface import RangeLock, Shard
+from fdbcore.cluster.interface import BulkDumpBatch, BulkLoadResult, RangeLock, Shard
 from fdbcore.keys import KeyRange
 from fdbcore.mutations import Mutation
 
@@ -71,3 +73,33 @@ def mutations_out(mutations: Sequence[Mutation]) -> Columns:
         return [], [], []
     types, p1s, p2s = zip(*mutations, strict=True)
     return list(types), list(p1s), list(p2s)
+
+
+def batches_out(batches: Sequence[BulkDumpBatch]) -> list[list[object]]:
+    return [
+        [
+            b.range.begin,
+            b.range.end,
+            b.version,
+            b.manifest_path,
+            b.data_path,
+            b.bytes,
+            b.key_count,
+            b.data_file_size,
+            b.checksum,
+        ]
+        for b in batches
+    ]
+
+
+def batches_in(raw: Sequence[Sequence[Any]]) -> list[BulkDumpBatch]:
+    return [BulkDumpBatch(KeyRange(b, e), *rest) for b, e, *rest in raw]
+
+
+def load_result_out(r: BulkLoadResult) -> list[object]:
+    return [r.range.begin, r.range.end, r.keys_loaded, r.bytes_loaded, r.files_ingested]
+
+
+def load_result_in(raw: Sequence[Any]) -> BulkLoadResult:
+    begin, end, keys, nbytes, files = raw
+    return BulkLoadResult(KeyRange(begin, end), keys, nbytes, files)
