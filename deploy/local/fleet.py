@@ -817,6 +817,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FleetError as exc:
         print(f"fleet: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":
