@@ -255,6 +255,10 @@ def test_compose_services_run_the_project_entry_points() -> None:
         if not _fleet_image(str(svc.get("image", "")), where):
             continue
         fleet += 1
+        build = svc.get("build") or {}
+        assert (DOCKER / build.get("context", "/nonexistent") / build.get("dockerfile", "")).resolve() == (
+            DOCKER / "Dockerfile"
+        ), f"{where}: must build deploy/docker/Dockerfile (context: the repository)"
         argv = checks.image_argv(svc, entrypoint, cmd, ("entrypoint", "command"))
         found, queues = checks.check_argv(argv, where)
         env = {k: str(v) for k, v in (svc.get("environment") or {}).items()}
