@@ -461,24 +461,23 @@ class Supervisor:
         return int(self.proxy.supervisor.getPID())
 
 
-def _pid_alive(pid: int) -> bool:
+def _exists(send: Callable[[int, int], None], ident: int) -> bool:
+    """Whether a process (``os.kill``) or process group (``os.killpg``) exists; signal 0 sends nothing."""
     try:
-        os.kill(pid, 0)
+        send(ident, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
     return True
+
+
+def _pid_alive(pid: int) -> bool:
+    return _exists(os.kill, pid)
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return _exists(os.killpg, pgid)
 
 
 def _supervisord_pid(plan: Plan) -> int | None:
