@@ -75,8 +75,9 @@ class SstWriter:
     def add(self, key: bytes, value: bytes) -> None:
         self.add_many(((key, value),))
 
-    def add_many(self, pairs: Sequence[KV]) -> None:
-        """Add pairs in strictly ascending key order, such as a chunk of a RocksDB scan.
+    def add_many(self, pairs: Sequence[KV], nbytes: int | None = None) -> None:
+        """Add pairs in strictly ascending key order, such as a chunk of a RocksDB scan; ``nbytes`` is
+        their keys' and values' size when the caller has summed it already.
 
         The pairs are handed to RocksDB without a Python step per pair (which would halve the speed of
         a dump); RocksDB's writer itself refuses a key that does not ascend.
@@ -98,7 +99,7 @@ class SstWriter:
             raise errors.IoError(f"cannot write SST file {self.path}: {exc}") from exc
         self._last = pairs[-1][0]
         self.key_count += len(pairs)
-        self.total_bytes += sum(map(len, chain.from_iterable(pairs)))
+        self.total_bytes += sum(map(len, chain.from_iterable(pairs))) if nbytes is None else nbytes
 
     def finish(self) -> SstFileInfo | None:
         """Complete the file; None (and no file) when no KV was added."""

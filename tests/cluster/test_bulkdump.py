@@ -21,6 +21,7 @@ from fdbcore.bulkdump_dataset import (
     write_job_manifest,
 )
 from fdbcore.cluster.embedded.bulkdump import DumpTask, dump_task
+from fdbcore.cluster.embedded.secondary import WorkerPool
 from fdbcore.cluster.interface import BulkDumpBatch
 from fdbcore.container import BackupContainer, open_container
 from fdbcore.formats.bulkdump_manifest import TRANSPORT_BLOBSTORE, TRANSPORT_CP, BatchManifest, JobManifestEntry
@@ -207,8 +208,14 @@ def test_a_cancelled_dump_removes_its_output(embedded_cluster, tmp_path) -> None
     task = DumpTask(
         str(embedded_cluster.data_dir), new_uid(), new_uid(), W, url, ROOT, 10_000, (), str(tmp_path), str(flag)
     )
-    with pytest.raises(errors.TimedOut):
-        dump_task(task)
+    stale = in_root(f"{task.job_id}/{task.task_id}/0/1-manifest.txt")  # from an earlier run of the task
+    open_container(url).write(stale, b"old")
+    pool = WorkerPool(1)  # a worker process, as the server runs it
+    try:
+        with pytest.raises(errors.TimedOut):
+            pool.submit(dump_task, task).result()
+    finally:
+        pool.close()
     assert list(open_container(url).list(f"{ROOT}/")) == []
 
 
@@ -223,3 +230,20 @@ def test_requests_are_checked(embedded_cluster, tmp_path) -> None:
         db.bulk_dump(new_uid(), new_uid(), W, "ftp://x")
     with pytest.raises(errors.ClientInvalidOperation):
         db.bulk_dump(new_uid(), new_uid(), W, url, root="../up")
+
+
+def test_a_timeout_stops_the_worker_midway(embedded_cluster, tmp_path) -> None:
+    db = embedded_cluster.driver
+    for start in range(0, 60_000, 15_000):
+        db.commit([set_value(b"w/%06d" % i, b"x" * 50) for i in range(start, start + 15_000)])
+    url = f"file://{tmp_path}/backup"
+    container = open_container(url)
+    db.bulk_dump(new_uid(), new_uid(), KeyRange(b"a", b"b"), url)  # the worker process is up
+    job, task = new_uid(), new_uid()
+    with pytest.raises(errors.TimedOut):  # some 350 batches take seconds; a hundred or more are written by then
+        db.bulk_dump(job, task, W, url, batch_bytes=10_000, timeout=1.0)
+    deadline = time.monotonic() + 10
+    while list(container.list(f"{ROOT}/{job}/")) or os.listdir(embedded_cluster.data_dir / "bulk"):
+        assert time.monotonic() < deadline, "the abandoned dump went on, or left files behind"
+        time.sleep(0.1)
+    assert len(db.bulk_dump(job, task, W, url, batch_bytes=1_000_000)) == 4

@@ -36,7 +36,7 @@ from fdbcore import errors, naming
 from fdbcore.cluster.embedded import bulk
 from fdbcore.cluster.embedded.cancel import Cancellation, check_flag
 from fdbcore.cluster.embedded.faults import FaultRegistry
-from fdbcore.cluster.embedded.secondary import SecondaryView, WorkerPool, secondary_view
+from fdbcore.cluster.embedded.secondary import SecondaryView, WorkerPool, process_view
 from fdbcore.cluster.embedded.storage import ChunkedScan
 from fdbcore.cluster.interface import BulkDumpBatch
 from fdbcore.container import BackupContainer, open_container
@@ -77,8 +77,7 @@ def dump_task(task: DumpTask) -> list[BulkDumpBatch]:
     folder = naming.within_root(task.root, naming.bulkdump_task_dir(task.job_id, task.task_id)) + "/"
     try:
         container.delete_prefix(folder)
-        with secondary_view(Path(task.data_dir)) as view:
-            return _dump(task, view, container)
+        return _dump(task, process_view(Path(task.data_dir)), container)
     except BaseException:
         try:
             container.delete_prefix(folder)
@@ -94,7 +93,7 @@ def _dump(task: DumpTask, view: SecondaryView, container: BackupContainer) -> li
     begin = task.range.begin
     while True:
         check_flag(task.cancel_flag, task.what)
-        version = view.catch_up()
+        version = view.catch_up() if batches else view.version  # process_view() has just caught up
         batch_dir = naming.bulkdump_batch_dir(task.job_id, task.task_id, len(batches))
         writer = SstWriter(os.path.join(task.scratch, f"{len(batches)}.sst"))
         try:
@@ -147,16 +146,18 @@ def _dump(task: DumpTask, view: SecondaryView, container: BackupContainer) -> li
 def _fill(scan: ChunkedScan, writer: SstWriter, batch_bytes: int, task: DumpTask) -> bytes | None:
     """Write pairs until they reach ``batch_bytes``; the last key written if more keys follow it in
     the scan (the batch is cut there), ``None`` if the scan ended (the batch runs to the range's end)."""
+    what = task.what
     while True:
-        check_flag(task.cancel_flag, task.what)
+        check_flag(task.cancel_flag, what)
         chunk = scan.next_chunk(CHUNK_PAIRS)
         if not chunk:
             return None
-        room = batch_bytes - writer.total_bytes
-        if sum(map(len, chain.from_iterable(chunk))) < room:
-            writer.add_many(chunk)
+        size = sum(map(len, chain.from_iterable(chunk)))
+        if size < batch_bytes - writer.total_bytes:
+            writer.add_many(chunk, size)
             continue
         # The batch fills up inside this chunk: cut after the pair that reaches the size.
+        room = batch_bytes - writer.total_bytes
         taken = bisect_left(list(accumulate(len(k) + len(v) for k, v in chunk)), room) + 1
         writer.add_many(chunk[:taken])
         if taken < len(chunk) or scan.next_chunk(1):

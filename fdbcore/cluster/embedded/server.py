@@ -33,7 +33,7 @@ from fdbcore.cluster.embedded.bulkload import BulkLoadService
 from fdbcore.cluster.embedded.cancel import Cancellation
 from fdbcore.cluster.embedded.faults import Fault, FaultRegistry
 from fdbcore.cluster.embedded.knobs import Knobs
-from fdbcore.cluster.embedded.secondary import WorkerPool, digest_range
+from fdbcore.cluster.embedded.secondary import WorkerPool, clear_secondaries, digest_range
 from fdbcore.cluster.embedded.storage import Storage
 from fdbcore.keys import KeyRange
 
@@ -213,6 +213,7 @@ class EmbeddedClusterServer:
         """Open the data directory, start serving and write the cluster file; return ``host:port``."""
         self.storage = storage = Storage(self.data_dir, self.knobs)
         clear_scratch(self.data_dir)
+        clear_secondaries(self.data_dir)
         faults = FaultRegistry(bool(self.knobs.enable_fault_injection))
         service = ClusterService(storage, faults, self.pool, self.credential_files)
         handlers = {name: _rpc_handler(_plain(fn)) for name, fn in service.methods().items()}
