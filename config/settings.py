@@ -64,6 +64,11 @@ class Settings:
     metrics_address: str = "127.0.0.1"
 
     @property
+    def soft_time_limit(self) -> int:
+        """When a task is asked to stop: a tenth (at most 60 s) before it is killed."""
+        return max(1, self.task_time_limit - max(1, min(60, self.task_time_limit // 10)))
+
+    @property
     def broker_url(self) -> str:
         return os.environ.get(ENV_PREFIX + "BROKER_URL") or _redis_db(self.redis_url, 0)
 

@@ -168,6 +168,13 @@ BackupBulkdumpFailed = _define("backup_bulkdump_failed", 2393, IN)
 del U, NF, C, INT, T, UN, CF, IN
 
 
+def ensure_fdb_error(exc: BaseException) -> FDBError:
+    """``exc`` itself if it is one of ours; otherwise an ``internal_error`` naming what happened."""
+    if isinstance(exc, FDBError):
+        return exc
+    return InternalError(f"{type(exc).__name__}: {exc}")
+
+
 def all_errors() -> dict[int, type[FDBError]]:
     """Every error class this project defines, by code (for docs and tests)."""
     return dict(_REGISTRY)

@@ -55,7 +55,7 @@ def make_app() -> Celery:
         result_backend_transport_options={"visibility_timeout": s.visibility_timeout},
         result_expires=s.result_expires,
         result_chord_expires=s.chord_expires,
-        task_soft_time_limit=max(1, s.task_time_limit - 60),
+        task_soft_time_limit=s.soft_time_limit,
         task_time_limit=s.task_time_limit,
         task_track_started=True,
         worker_send_task_events=True,

@@ -35,10 +35,10 @@ def snapshot(self: Task[Any, Any], uid: str, seq: int) -> None:
         return
     if plan.rangefile_tasks:
         header = [rangefile_task.si(uid, seq, i) for i in range(plan.rangefile_tasks)]
-        chord(header)(finish_rangefile.si(uid, seq))
+        chord(header)(finish_rangefile.si(uid, seq).on_error(snapshot_failed.si(uid, seq, "rangefile")))
     if plan.bulkdump_tasks:
         header = [bulkdump_task.si(uid, seq, i) for i in range(plan.bulkdump_tasks)]
-        chord(header)(finish_bulkdump.si(uid, seq))
+        chord(header)(finish_bulkdump.si(uid, seq).on_error(snapshot_failed.si(uid, seq, "bulkdump")))
     service.mark_dispatched(ctx, uid, seq)
 
 
@@ -60,6 +60,12 @@ def bulkdump_task(self: Task[Any, Any], uid: str, seq: int, index: int) -> None:
 @app.task(name="backup.finish_bulkdump", queue="backup", bind=True)
 def finish_bulkdump(self: Task[Any, Any], uid: str, seq: int) -> None:
     retry.run(self, service.finish_bulkdump, context(), uid, seq)
+
+
+@app.task(name="backup.snapshot_failed", queue="backup", bind=True)
+def snapshot_failed(self: Task[Any, Any], uid: str, seq: int, phase: str) -> None:
+    """Errback of a snapshot chord: a header task died for good, so record the failure."""
+    retry.run(self, service.snapshot_chord_failed, context(), uid, seq, phase)
 
 
 @app.task(name="backup.capture_logs", queue="mutationlog", bind=True)

@@ -25,9 +25,11 @@ def start(self: Task[Any, Any], uid: str) -> None:
     if dispatch is None:
         return
     if dispatch.mode == RestoreMode.RANGEFILE:
-        chord([rangefile.si(uid, i) for i in range(dispatch.snapshot_tasks)])(snapshot_done.si(uid))
+        header = [rangefile.si(uid, i) for i in range(dispatch.snapshot_tasks)]
+        chord(header)(snapshot_done.si(uid).on_error(chord_failed.si(uid, "rangefile")))
     else:
-        chord([verify.si(uid, i) for i in range(dispatch.snapshot_tasks)])(load.si(uid))
+        header = [verify.si(uid, i) for i in range(dispatch.snapshot_tasks)]
+        chord(header)(load.si(uid).on_error(chord_failed.si(uid, "verify")))
 
 
 @app.task(name="restore.rangefile", queue="replay", bind=True)
@@ -44,7 +46,8 @@ def verify(self: Task[Any, Any], uid: str, index: int) -> None:
 def load(self: Task[Any, Any], uid: str) -> None:
     groups = retry.run(self, service.prerequisites, context(), uid)
     if groups:
-        chord([bulkload.si(uid, i) for i in range(groups)])(snapshot_done.si(uid))
+        header = [bulkload.si(uid, i) for i in range(groups)]
+        chord(header)(snapshot_done.si(uid).on_error(chord_failed.si(uid, "bulkload")))
 
 
 @app.task(name="restore.bulkload", queue="bulkload", bind=True)
@@ -56,7 +59,8 @@ def bulkload(self: Task[Any, Any], uid: str, index: int) -> None:
 def snapshot_done(self: Task[Any, Any], uid: str) -> None:
     streams = retry.run(self, service.snapshot_done, context(), uid)
     if streams:
-        chord([replay.si(uid, s) for s in range(streams)])(finish.si(uid))
+        header = [replay.si(uid, s) for s in range(streams)]
+        chord(header)(finish.si(uid).on_error(chord_failed.si(uid, "replay")))
     elif service.load(context(), uid).active:
         finish.apply_async((uid,))
 
@@ -65,6 +69,12 @@ def snapshot_done(self: Task[Any, Any], uid: str) -> None:
 def replay(self: Task[Any, Any], uid: str, stream: int) -> None:
     if not retry.run(self, service.replay_task, context(), uid, stream):
         raise self.replace(replay.si(uid, stream))
+
+
+@app.task(name="restore.chord_failed", queue="restore", bind=True)
+def chord_failed(self: Task[Any, Any], uid: str, phase: str) -> None:
+    """Errback of a restore chord: a task died for good, so the restore aborts with a named error."""
+    retry.run(self, service.chord_failed, context(), uid, phase)
 
 
 @app.task(name="restore.finish", queue="restore", bind=True)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from fdbcore import bulkdump_dataset as ds
 from fdbcore.catalog import Catalog, SnapshotKind
 from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.container import open_container
 from fdbcore.formats.io import ContainerSource
 from fdbcore.formats.rangefile import iter_range_file
+from fdbcore.formats.sst import read_sst
 from fdbcore.keys import KeyRange
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,13 +38,13 @@ def read_all(driver: ClusterDriver, r: KeyRange, version: int) -> list[tuple[byt
         begin = chunk.kvs[-1][0] + b"\x00"
 
 
-def check_range_files_match_cluster(url: str, driver: ClusterDriver) -> int:
+def check_range_files_match_cluster(url: str, driver: ClusterDriver, credentials: Sequence[str] = ()) -> int:
     """Every range file of the newest range-file snapshot decodes and equals the cluster at its version.
 
     Returns the number of files checked. The cluster must keep history long enough (a wide MVCC
     window knob) for reads at the files' versions.
     """
-    container = open_container(url)
+    container = open_container(url, credential_files=credentials)
     catalog = Catalog(container)
     [snap] = [s for s in catalog.snapshots() if s.kind == SnapshotKind.RANGEFILE][-1:]
     files = {f.path: f for f in catalog.range_files()}
@@ -99,3 +102,23 @@ def checksum(
 
 def same_data(a: dict[str, int], b: dict[str, int]) -> bool:
     return (a["keys"], a["bytes"], a["sha256"]) == (b["keys"], b["bytes"], b["sha256"])
+
+
+def check_bulkdump_matches_cluster(url: str, driver: ClusterDriver, tmp: Path, credentials: Sequence[str] = ()) -> int:
+    """Every batch of the newest BulkDump dataset equals the cluster over its range at its own version.
+
+    Returns the number of batches; the cluster must keep history back to the batches' versions.
+    """
+    container = open_container(url, credential_files=credentials)
+    [snap] = [s for s in Catalog(container).snapshots() if s.kind == SnapshotKind.BULKDUMP][-1:]
+    entries = ds.read_job_manifest(container, snap.manifest.job_id)  # type: ignore[union-attr]
+    for e in entries:
+        batch = ds.verify_entry(container, e)
+        want = read_all(driver, e.range, e.version)
+        if not batch.data_path:
+            assert want == [], f"batch {e.manifest_relative_path} claims no keys in {e.range}"
+            continue
+        local = tmp / "batch.sst"
+        container.download_file(batch.data_path, str(local))
+        assert list(read_sst(local)) == want, f"batch {e.manifest_relative_path} differs at version {e.version}"
+    return len(entries)

@@ -150,7 +150,8 @@ def rangefile_task(ctx: Context, uid: str, seq: int, index: int) -> None:
             job.snapshot_version,
             index,
         )
-    except errors.FDBError as exc:
+    except Exception as raised:
+        exc = errors.ensure_fdb_error(raised)
         if exc.retryable:
             raise
         record_error(ctx, uid, "rangefile", exc)
@@ -232,7 +233,8 @@ def bulkdump_task(ctx: Context, uid: str, seq: int, index: int) -> None:
             piece,
             remaining,
         )
-    except errors.FDBError as exc:
+    except Exception as raised:
+        exc = errors.ensure_fdb_error(raised)
         if exc.retryable and time.time() < float(job.raw["bd_deadline_at"]):
             raise
         err = exc if exc.code != errors.TimedOut.code else errors.BackupBulkdumpTimeout(exc.message)
@@ -316,6 +318,19 @@ def _maybe_dual_complete(ctx: Context, uid: str) -> None:
             BulkDumpBytes=int(job.raw.get("bd_total_bytes", "0")),
             BulkDumpPhase=job.bd_phase,
         )
+
+
+def snapshot_chord_failed(ctx: Context, uid: str, seq: int, phase: str) -> None:
+    """A snapshot chord broke (a header task was killed by its hard time limit): never hang, record it."""
+    job = load(ctx, uid)
+    if not job.active or job.snapshot_seq != seq:
+        return
+    err = errors.BackupError(f"a {phase} snapshot task failed without recording a result")
+    if phase == "bulkdump" and job.bd_phase == Phase.RUNNING:
+        _bulkdump_failed(ctx, job, errors.BackupBulkdumpFailed(err.message))
+    elif phase == "rangefile" and job.rf_phase == Phase.RUNNING:
+        ctx.backups.update(uid, rf_phase=Phase.FAILED)
+        fail(ctx, uid, err)
 
 
 # --- end states ---------------------------------------------------------------------------------

@@ -238,7 +238,8 @@ def rangefile_task(ctx: Context, uid: str, index: int) -> None:
             job.rewrite,
             job.lock_owner,
         )
-    except errors.FDBError as exc:
+    except Exception as raised:
+        exc = errors.ensure_fdb_error(raised)
         if exc.retryable:
             raise
         fail(ctx, uid, exc, "rangefile")
@@ -263,7 +264,8 @@ def verify_task(ctx: Context, uid: str, index: int) -> None:
         return
     try:
         counts = bulkload.verify_group(ctx.container(job.url, job.credential_files), _group(job, index))
-    except errors.FDBError as exc:
+    except Exception as raised:
+        exc = errors.ensure_fdb_error(raised)
         if exc.retryable:
             raise
         fail(ctx, uid, exc, "verify")
@@ -317,7 +319,8 @@ def bulkload_task(ctx: Context, uid: str, index: int) -> None:
             job.lock_owner,
             timeout=None,
         )
-    except errors.FDBError as exc:
+    except Exception as raised:
+        exc = errors.ensure_fdb_error(raised)
         fatal = isinstance(exc, (errors.BulkloadInvalidConfiguration, errors.RangeLockReject))
         if exc.retryable and not fatal:
             raise
@@ -440,12 +443,19 @@ def replay_task(ctx: Context, uid: str, stream: int) -> bool:
         job.lock_owner,
     )
     deadline = time.monotonic() + REPLAY_BUDGET_SECONDS
-    while time.monotonic() < deadline:
-        source = (replay.merged_stream if merged else replay.partition_stream)(container, files, rep.position)
-        if rep.run(source, deadline - time.monotonic()):
-            ctx.restores.put_result(uid, "replay", str(stream), {"position": list(rep.position)})
-            _count_replay(ctx, uid, rep)
-            return True
+    try:
+        while time.monotonic() < deadline:
+            source = (replay.merged_stream if merged else replay.partition_stream)(container, files, rep.position)
+            if rep.run(source, deadline - time.monotonic()):
+                ctx.restores.put_result(uid, "replay", str(stream), {"position": list(rep.position)})
+                _count_replay(ctx, uid, rep)
+                return True
+    except Exception as raised:
+        exc = errors.ensure_fdb_error(raised)
+        if exc.retryable:
+            raise
+        fail(ctx, uid, exc, "replay")
+        return True
     _count_replay(ctx, uid, rep)
     return False
 
@@ -453,6 +463,11 @@ def replay_task(ctx: Context, uid: str, stream: int) -> bool:
 def _count_replay(ctx: Context, uid: str, rep: replay.Replayer) -> None:
     ctx.restores.incr(uid, "bytes_written", rep.applied_bytes)
     metrics.BYTES_WRITTEN.labels("replay").inc(rep.applied_bytes)
+
+
+def chord_failed(ctx: Context, uid: str, phase: str) -> None:
+    """A restore chord broke (a task was killed by its hard time limit): abort with a named error."""
+    fail(ctx, uid, errors.RestoreError(f"a {phase} task failed without recording a result"), phase)
 
 
 def _key_partitioned(files: list[LogFileRef]) -> bool:
