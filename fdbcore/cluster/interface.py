@@ -86,6 +86,7 @@ class BulkDumpBatch:
 
 @dataclass(frozen=True, slots=True)
 class BulkLoadResult:
+    #: The destination range that was replaced (the requested range after ``remove_prefix``/``add_prefix``).
     range: KeyRange
     keys_loaded: int
     bytes_loaded: int

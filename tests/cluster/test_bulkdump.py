@@ -166,6 +166,20 @@ def test_dump_into_s3_with_the_servers_own_credentials(
     for b in batches:
         assert sst_pairs(container, b, tmp_path) == read_all(cluster.driver, b.range.begin, b.range.end, b.version)
 
+    # And back from S3 into another cluster, again with that server's own credentials.
+    dest: EmbeddedCluster = embedded_cluster_factory(
+        name="dest",
+        blob_credentials=[blob_credentials_file],
+        env=clean_env,
+        shard_encode_location_metadata=1,
+        enable_read_lock_on_range=1,
+    )
+    loaded = dest.driver.bulk_load(job, W, blobstore_url, [b.manifest_path for b in batches])
+    assert loaded.keys_loaded == 3000 and loaded.files_ingested == len(batches)
+    assert read_all(dest.driver, b"", b"\xff", dest.driver.get_read_version()) == read_all(
+        cluster.driver, b"", b"\xff", batches[-1].version
+    )
+
     # Without credentials of its own the server cannot write there (the caller's do not travel).
     bare: EmbeddedCluster = embedded_cluster_factory(name="bare", env=clean_env)
     with pytest.raises(errors.BackupAuthMissing):

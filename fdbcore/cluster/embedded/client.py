@@ -123,7 +123,7 @@ class EmbeddedClusterDriver:
                 code = exc.code() if isinstance(exc, grpc.Call) else None
                 details = (exc.details() if isinstance(exc, grpc.Call) else "") or ""
                 if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                    raise errors.TimedOut(f"{method} on {self._address} did not finish within {timeout:g} s") from exc
+                    raise errors.TimedOut(f"{method} on {self._address} did not finish within {timeout} s") from exc
                 if code != grpc.StatusCode.UNAVAILABLE:
                     raise errors.InternalError(f"{method} RPC to {self._address} failed: {code} {details}") from exc
                 if not idempotent and "failed to connect" not in details.lower():

@@ -48,7 +48,9 @@ class Knobs:
         "a clear_range removing more keys does not list them for the MVCC window (which keeps such "
         "commits cheap); reads of that range at older versions then fail with transaction_too_old",
     )
-    bulkdump_parallelism: int = _knob(0, "worker processes for shard scans (0 = one per CPU core)")
+    bulkdump_parallelism: int = _knob(
+        0, "worker processes for BulkDump tasks, BulkLoad checks and rewrites, shard digests (0 = one per CPU core)"
+    )
     bulkdump_batch_bytes: int = _knob(
         100 * MIB, "BulkDump cuts a batch once its keys and values reach this many bytes (FDB SS_BULKDUMP_BATCH_BYTES)"
     )
