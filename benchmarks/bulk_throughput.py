@@ -189,10 +189,10 @@ def run(work: Path, n: int, value_size: int) -> None:
 
 def print_table(rows: list[tuple[str, float, str]], logical: int) -> None:
     seconds = {name: s for name, s, _ in rows}
-    print(f"\n{'operation':<48} {'seconds':>8} {'MB/s':>8}  ours/bare")
+    print(f"\n{'operation':<52} {'seconds':>8} {'MB/s':>8}  ours/bare")
     for name, s, bare in rows:
         ratio = f"{seconds[bare] / s:.2f} x {bare}" if bare else ""
-        print(f"{name:<48} {s:8.2f} {logical / s / 1e6:8.1f}  {ratio}")
+        print(f"{name:<52} {s:8.2f} {logical / s / 1e6:8.1f}  {ratio}")
 
 
 if __name__ == "__main__":
