@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery, Task, signals
 from kombu import Queue
 
 from config import get_settings
@@ -28,6 +28,13 @@ QUEUES = (
 )
 
 
+class FleetTask(Task):  # type: ignore[type-arg]
+    """Base of every fleet task: no retry limit (FDB's "retry forever"; ``retry(max_retries=None)``
+    alone means "use the task's limit", which Celery defaults to 3)."""
+
+    max_retries = None
+
+
 def transport_options() -> dict[str, int]:
     s = get_settings()
     opts = {"visibility_timeout": s.visibility_timeout}
@@ -36,9 +43,15 @@ def transport_options() -> dict[str, int]:
     return opts
 
 
-def make_app() -> Celery:
+def make_app() -> Celery[FleetTask]:
     s = get_settings()
-    app = Celery("fdbbr", broker=s.broker_url, backend=s.result_backend, include=["tasks.backup", "tasks.restore"])
+    app = Celery(
+        "fdbbr",
+        broker=s.broker_url,
+        backend=s.result_backend,
+        include=["tasks.backup", "tasks.restore"],
+        task_cls=FleetTask,
+    )
     app.conf.update(
         task_queues=[Queue(q) for q in QUEUES],
         task_default_queue="backup",

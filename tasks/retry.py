@@ -32,4 +32,4 @@ def run(task: Task[Any, Any], fn: Callable[..., T], *args: Any) -> T:
         if not exc.retryable:
             raise
         cap = get_settings().retry_backoff_max
-        raise task.retry(exc=exc, countdown=backoff(task.request.retries, cap), max_retries=None) from exc
+        raise task.retry(exc=exc, countdown=backoff(task.request.retries, cap)) from exc

@@ -1,0 +1,80 @@
+"""BulkDump failure policy (design §Error Handling): fallback in mode both, a named failure in mode bulkdump."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from fdbcore.catalog import Catalog, SnapshotKind
+from fdbcore.container import open_container
+from fdbcore.keys import USER_KEYS
+from tests.backup.helpers import backup_folder
+from tests.fixtures.cluster import EmbeddedCluster
+from tests.fixtures.fleet import Fleet
+from workers import trace
+
+
+def _source(factory: Callable[..., EmbeddedCluster]) -> EmbeddedCluster:
+    source = factory(name="source", shard_count=4, enable_fault_injection=1)
+    source.cli("load", "--keys", "2000", "--value-size", "50")
+    return source
+
+
+def test_bulkdump_failure_in_mode_both_falls_back_to_range_files(
+    embedded_cluster_factory: Callable[..., EmbeddedCluster], fleet: Fleet, tmp_path: Path
+) -> None:
+    source = _source(embedded_cluster_factory)
+    source.driver.inject_fault("bulk_dump", USER_KEYS, "fail", times=1000)
+    fleet.start_worker()
+    cf, base = str(source.cluster_file), tmp_path / "b"
+    res = fleet.run(["fdbbackup", "start", "-C", cf, "-d", f"file://{base}", "--mode", "both", "-w"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "has been completed" in res.stdout
+    status = fleet.run(["fdbbackup", "status", "-C", cf]).stdout
+    assert "Snapshot Mode: both" in status and "BulkLoad Compatible: no" in status
+    errs = json.loads(fleet.run(["fdbbackup", "status", "-C", cf, "--json"]).stdout)["Errors"]
+    assert any(e["name"] == "backup_bulkdump_failed" and e["code"] == 2393 for e in errs)
+    desc = Catalog(open_container(f"file://{backup_folder(base)}")).describe()
+    assert [s.kind for s in desc.snapshots] == [SnapshotKind.RANGEFILE]  # no manifest claims the dump
+    assert desc.restorable_range(SnapshotKind.RANGEFILE) is not None
+    files = [f.path for f in open_container(f"file://{backup_folder(base)}").list("bulkdump_data/")]
+    assert not [p for p in files if p.endswith("job-manifest.txt")]  # a failed dump is never marked complete
+    events = trace.read_events(fleet.workdir / "trace")
+    assert any(e["Type"] == "BackupBulkDumpIntegrationStart" and e["SnapshotMode"] == "both" for e in events)
+    dual = [e for e in events if e["Type"] == "BackupDualSnapshotComplete"]
+    assert dual and int(dual[0]["RangeFilesBytes"]) > 0 and dual[0]["BulkDumpPhase"] == "failed"
+
+
+def test_bulkdump_past_its_deadline_is_a_timeout_in_mode_both(
+    embedded_cluster_factory: Callable[..., EmbeddedCluster], fleet: Fleet, tmp_path: Path
+) -> None:
+    source = _source(embedded_cluster_factory)
+    source.driver.inject_fault("bulk_dump", USER_KEYS, "stall", times=1000)  # stalls until the deadline
+    fleet.start_worker()
+    cf = str(source.cluster_file)
+    res = fleet.run(
+        ["fdbbackup", "start", "-C", cf, "-d", f"file://{tmp_path}/b", "--mode", "both", "--bulkdump-timeout", "2", "-w"]
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads(fleet.run(["fdbbackup", "status", "-C", cf, "--json"]).stdout)
+    assert doc["State"] == "completed" and doc["BulkDumpSnapshot"]["Phase"] == "timed_out"
+    assert any(e["name"] == "backup_bulkdump_timeout" and e["code"] == 2392 for e in doc["Errors"])
+    assert doc["BulkLoadCompatible"] is False
+
+
+def test_bulkdump_failure_in_mode_bulkdump_fails_the_backup(
+    embedded_cluster_factory: Callable[..., EmbeddedCluster], fleet: Fleet, tmp_path: Path
+) -> None:
+    source = _source(embedded_cluster_factory)
+    source.driver.inject_fault("bulk_dump", USER_KEYS, "fail", times=1000)
+    fleet.start_worker()
+    cf = str(source.cluster_file)
+    res = fleet.run(["fdbbackup", "start", "-C", cf, "-d", f"file://{tmp_path}/b", "--mode", "bulkdump", "-w"])
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "The backup on tag `default' has errored." in res.stdout
+    status = fleet.run(["fdbbackup", "status", "-C", cf]).stdout
+    assert "The previous backup on tag `default' at file://" in status and "has errored." in status
+    assert "retry with --mode rangefile or --mode both" in status and "backup_bulkdump_failed, 2393" in status
+    desc = Catalog(open_container(f"file://{backup_folder(tmp_path / 'b')}")).describe()
+    assert desc.snapshots == [] and desc.max_restorable is None
