@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Run the whole test gate: lint, type-check the core, and the test suite (real Redis, S3 endpoint,
-# embedded clusters and Celery workers are started by the tests themselves).
+# Run the whole test gate: lint, type-check (strict on the core), and the test suite (real Redis, S3
+# endpoint, embedded clusters and Celery workers are started by the tests themselves).
 # Extra arguments go to pytest, e.g. scripts/test.sh -k container -x
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/bootstrap.sh
-echo "== ruff" && ruff check . && ruff format --check .
-echo "== mypy (strict on fdbcore)" && mypy fdbcore workers tasks config cli
-echo "== pytest" && python -m pytest "$@"
+echo "== ruff"
+ruff check .
+ruff format --check .
+echo "== mypy (strict on fdbcore)"
+mypy fdbcore workers tasks config cli deploy/local/fleet.py
+echo "== pytest"
+python -m pytest "$@"

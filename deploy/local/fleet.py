@@ -105,6 +105,8 @@ class Plan:
     metrics_ports: list[int]
     hostname: str = field(default_factory=socket.gethostname)
     stop_timeout: int = 30
+    #: Extra ``--knob_NAME=VALUE`` per cluster, from ``up --cluster-knob CLUSTER:NAME=VALUE``.
+    extra_knobs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def dir(self) -> Path:
@@ -228,7 +230,28 @@ def load_plan(run_dir: Path) -> Plan | None:
     return Plan(**{k: v for k, v in doc.items() if k in fields})
 
 
-def make_plan(run_dir: Path, workers: int, concurrency: int, s3: bool, stop_timeout: int) -> Plan:
+def parse_cluster_knobs(specs: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``CLUSTER:NAME=VALUE`` options as {cluster: {knob: value}}."""
+    out: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        cluster, _, assignment = spec.partition(":")
+        name, eq, value = assignment.partition("=")
+        if cluster not in CLUSTERS or not name or not eq:
+            raise FleetError(
+                f"--cluster-knob {spec!r}: expected CLUSTER:NAME=VALUE with CLUSTER in {', '.join(CLUSTERS)}"
+            )
+        out.setdefault(cluster, {})[name] = value
+    return out
+
+
+def make_plan(
+    run_dir: Path,
+    workers: int,
+    concurrency: int,
+    s3: bool,
+    stop_timeout: int,
+    extra_knobs: dict[str, dict[str, str]] | None = None,
+) -> Plan:
     prev = load_plan(run_dir)
     ports = _Ports()
     old_metrics = prev.metrics_ports if prev else []
@@ -243,6 +266,7 @@ def make_plan(run_dir: Path, workers: int, concurrency: int, s3: bool, stop_time
         cluster_ports={n: ports.pick(prev.cluster_ports.get(n) if prev else None) for n in CLUSTERS},
         metrics_ports=[ports.pick(old_metrics[i] if i < len(old_metrics) else None) for i in range(workers)],
         stop_timeout=stop_timeout,
+        extra_knobs=extra_knobs or {},
     )
 
 
@@ -316,7 +340,8 @@ def programs(plan: Plan) -> dict[str, tuple[list[str], dict[str, str], int]]:
         argv += ["--cluster-file", str(plan.cluster_file(name)), "--port", str(plan.cluster_ports[name])]
         if plan.s3:
             argv.append(f"--blob-credentials={plan.credentials_file}")
-        argv += [f"--knob_{knob}={value}" for knob, value in CLUSTER_KNOBS[name].items()]
+        knobs = {**{k: str(v) for k, v in CLUSTER_KNOBS[name].items()}, **plan.extra_knobs.get(name, {})}
+        argv += [f"--knob_{knob}={value}" for knob, value in knobs.items()]
         progs[f"cluster-{name}"] = (argv, {}, 20)
     for i, (node, port) in enumerate(zip(plan.agent_names, plan.metrics_ports, strict=True), 1):
         argv = [tool("backup_agent"), "--name", node, "--concurrency", str(plan.concurrency), "--loglevel", "INFO"]
@@ -681,7 +706,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         tool(name)
     if args.s3:
         tool("moto_server")
-    plan = make_plan(run_dir, args.workers, args.concurrency, args.s3, args.stop_timeout)
+    plan = make_plan(
+        run_dir, args.workers, args.concurrency, args.s3, args.stop_timeout, parse_cluster_knobs(args.cluster_knob)
+    )
     passthrough = {k: v for k, v in os.environ.items() if k.startswith("FDBBR_") and k not in FLEET_OWNED_ENV}
     write_files(plan, passthrough)
     started = time.monotonic()
@@ -790,6 +817,13 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--timeout", type=float, default=120, help="seconds to wait for readiness (default: %(default)s)")
     up.add_argument(
         "--stop-timeout", type=int, default=30, help="seconds a program may take to stop (default: %(default)s)"
+    )
+    up.add_argument(
+        "--cluster-knob",
+        action="append",
+        default=[],
+        metavar="CLUSTER:NAME=VALUE",
+        help="extra server knob for source or dest, e.g. source:max_read_transaction_life_versions=60000000",
     )
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", parents=[common], help="stop everything (safe when already stopped)")

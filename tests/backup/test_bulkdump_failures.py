@@ -53,9 +53,8 @@ def test_bulkdump_past_its_deadline_is_a_timeout_in_mode_both(
     source.driver.inject_fault("bulk_dump", USER_KEYS, "stall", times=1000)  # stalls until the deadline
     fleet.start_worker()
     cf = str(source.cluster_file)
-    res = fleet.run(
-        ["fdbbackup", "start", "-C", cf, "-d", f"file://{tmp_path}/b", "--mode", "both", "--bulkdump-timeout", "2", "-w"]
-    )
+    args = ["fdbbackup", "start", "-C", cf, "-d", f"file://{tmp_path}/b", "--mode", "both", "--bulkdump-timeout", "2"]
+    res = fleet.run([*args, "-w"])
     assert res.returncode == 0, res.stdout + res.stderr
     doc = json.loads(fleet.run(["fdbbackup", "status", "-C", cf, "--json"]).stdout)
     assert doc["State"] == "completed" and doc["BulkDumpSnapshot"]["Phase"] == "timed_out"
