@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import redis
 from celery import Celery
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy.checks import DEPLOY
 
@@ -128,8 +129,42 @@ def backup_and_restore(info: dict[str, Any], env: dict[str, str]) -> None:
     src = json.loads(tool("embedded-cluster", "checksum", "-C", env["FDB_CLUSTER_FILE"]).stdout)
     dst = json.loads(tool("embedded-cluster", "checksum", "-C", env["DEST_CLUSTER_FILE"]).stdout)
     assert (src["keys"], src["sha256"]) == (dst["keys"], dst["sha256"]) and src["keys"] == 200
-    metrics = http_get(info["metrics_urls"][0])
-    assert 'fdbbr_bytes_written_total{phase="bulkload"}' in metrics
+    check_metrics(http_get(info["metrics_urls"][0]), http_get(info["flower_url"] + "/metrics"))
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def check_metrics(agent_text: str, flower_text: str) -> None:
+    """After a mode-both backup and a BulkLoad restore, the documented series (docs/monitoring.md) that
+    a healthy run must move are all present and above zero."""
+    got = samples(agent_text)
+
+    def value(name: str, **labels: str) -> float:
+        return got.get((name, frozenset(labels.items())), 0.0)
+
+    for phase in ("rangefile", "bulkdump", "bulkload"):
+        assert value("fdbbr_bytes_written_total", phase=phase) > 0, phase
+    assert value("fdbbr_files_written_total", phase="mutationlog") > 0
+    assert value("fdbbr_bytes_read_total", phase="rangefile") > 0
+    assert value("fdbbr_files_read_total", phase="bulkload") > 0
+    assert value("fdbbr_bulkdump_snapshots_total", outcome="complete") >= 1
+    assert value("fdbbr_bulkload_restores_total", outcome="complete") >= 1
+    for operation, method in (("backup", "rangefile"), ("backup", "bulkdump"), ("restore", "bulkload")):
+        assert value("fdbbr_snapshot_throughput_bytes_per_second", operation=operation, method=method) > 0
+    assert value("fdbbr_dual_dataset_overhead_ratio") > 1
+    flower = samples(flower_text)
+    started = [
+        v
+        for (name, labels), v in flower.items()
+        if name == "flower_events_total" and ("task", "backup.start") in labels
+    ]
+    assert started and sum(started) > 0
 
 
 @pytest.mark.timeout(240)
