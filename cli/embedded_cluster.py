@@ -474,6 +474,7 @@ def _random_ops(rng: random.Random, count: int, keys: int, value_size: int, boun
 @click.option("--rate", type=click.FloatRange(min=0), default=0.0, help="Then: mutations per second to keep writing.")
 @click.option("--duration", type=click.FloatRange(min=0), default=0.0, help="... for this many seconds.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the values and the write mix.")
+@click.option("--no-fill", is_flag=True, help="The KEYS keys are already there: only write the mix.")
 @click.option(
     "--batch-bytes",
     type=click.IntRange(1_000, TRANSACTION_SIZE_LIMIT // 2),
@@ -482,7 +483,14 @@ def _random_ops(rng: random.Random, count: int, keys: int, value_size: int, boun
 )
 @fdb_errors
 def load(
-    cluster_file: Path, keys: int, value_size: int, rate: float, duration: float, seed: int, batch_bytes: int
+    cluster_file: Path,
+    keys: int,
+    value_size: int,
+    rate: float,
+    duration: float,
+    seed: int,
+    no_fill: bool,
+    batch_bytes: int,
 ) -> None:
     """Fill the database with KEYS keys, then keep writing a mix of sets, clears, clear ranges spanning
     shards and atomic adds at RATE mutations per second for DURATION seconds.
@@ -494,8 +502,8 @@ def load(
     per_txn = max(1, batch_bytes // (len(load_key(0)) + value_size + 12))
     written = transactions = mutations = 0
     version = driver.get_read_version()
-    with Progress("fill", keys, "keys").running() as progress:
-        for start in range(0, keys, per_txn):
+    with Progress("fill", 0 if no_fill else keys, "keys").running() as progress:
+        for start in range(0, 0 if no_fill else keys, per_txn):
             batch = [
                 set_value(load_key(i), rng.randbytes(value_size)) for i in range(start, min(keys, start + per_txn))
             ]

@@ -19,6 +19,7 @@ Contract (the contract test suite in ``tests/container`` runs it against every b
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -119,6 +120,11 @@ class BackupContainer(ABC):
     @abstractmethod
     def upload_file(self, path: str, local_path: str) -> None:
         """Copy a local file into the container (large files: multipart/parallel)."""
+
+    def move_file(self, path: str, local_path: str) -> None:
+        """Like :meth:`upload_file`, but the local file is consumed (a backend may rename it)."""
+        self.upload_file(path, local_path)
+        os.unlink(local_path)
 
     @abstractmethod
     def download_file(self, path: str, local_path: str) -> None:

@@ -175,6 +175,19 @@ class LocalContainer(BackupContainer):
         except OSError as exc:
             raise _translate(exc, "upload from", local_path) from exc
 
+    def move_file(self, path: str, local_path: str) -> None:
+        """Rename the file into place when it is on the same file system (no copy), else copy it."""
+        final = self._full(path)
+        try:
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            with open(local_path, "rb") as f:
+                os.fsync(f.fileno())
+            _commit(local_path, final)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise _translate(exc, "move from", local_path) from exc
+            super().move_file(path, local_path)
+
     def download_file(self, path: str, local_path: str) -> None:
         src = self._full(path)
         try:

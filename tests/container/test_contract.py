@@ -181,6 +181,18 @@ def test_50_mb_streaming_write(container: BackupContainer) -> None:
     assert container.read("big", 49 * MiB + 10, 5) == (chunk[49:] + chunk[:49])[10:15]
 
 
+def test_move_file_consumes_the_local_file(container: BackupContainer, tmp_path: Path) -> None:
+    data = random.Random(4).randbytes(3 * MiB + 7)
+    src = tmp_path / "batch.sst"
+    src.write_bytes(data)
+    container.move_file("bulkdump_data/job/task/1/200-data.sst", str(src))
+    assert not src.exists()
+    assert container.read("bulkdump_data/job/task/1/200-data.sst") == data
+    assert [f.path for f in container.list("bulkdump_data/job/task/1/")] == ["bulkdump_data/job/task/1/200-data.sst"]
+    with pytest.raises(FileNotFound):
+        container.move_file("y", str(tmp_path / "no-such-local-file"))
+
+
 def test_upload_and_download_file(container: BackupContainer, tmp_path: Path) -> None:
     src = tmp_path / "src.sst"
     src.write_bytes(random.Random(3).randbytes(20 * MiB + 123))

@@ -21,6 +21,7 @@ Memory stays bounded by one chunk of pairs; disk by one batch's SST.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -107,9 +108,10 @@ def _dump(task: DumpTask, view: SecondaryView, container: BackupContainer) -> li
         if info is not None:
             data_name = naming.bulkdump_data_name(version)
             try:
-                container.upload_file(naming.within_root(task.root, f"{batch_dir}/{data_name}"), info.path)
+                container.move_file(naming.within_root(task.root, f"{batch_dir}/{data_name}"), info.path)
             finally:
-                os.unlink(info.path)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(info.path)
         manifest = BatchManifest(
             root_path=root_path,
             relative_path=batch_dir,

@@ -19,6 +19,7 @@ gRPC state that must not be copied into a forked child.
 from __future__ import annotations
 
 import atexit
+import logging
 import multiprocessing
 import shutil
 import tempfile
@@ -41,6 +42,8 @@ from fdbcore.cluster.embedded.storage import (
     read_committed_version,
     scan,
 )
+
+log = logging.getLogger(__name__)
 
 SECONDARY_DIRNAME = "secondary"
 #: How long a catch-up waits for an ingest on the primary to finish (it holds the commit lock).
@@ -129,6 +132,11 @@ def process_view(data_dir: Path) -> SecondaryView:
     return view
 
 
+def _open_view(data_dir: str) -> None:
+    process_view(Path(data_dir))
+    time.sleep(0.2)  # hold this worker so the pool hands the next warm-up to another process
+
+
 def clear_secondaries(data_dir: Path) -> None:
     """Remove the folders of secondary instances that processes of an earlier server left behind."""
     shutil.rmtree(data_dir / SECONDARY_DIRNAME, ignore_errors=True)
@@ -167,6 +175,16 @@ class WorkerPool:
                 context = multiprocessing.get_context("spawn")
                 self._executor = ProcessPoolExecutor(self.processes, mp_context=context)
             return self._executor.submit(fn, *args)
+
+    def warm(self, data_dir: Path) -> None:
+        """Start every worker process and open its secondary instance now, so the first BulkDump
+        after a server start does not pay for process start-up and the write-ahead-log replay."""
+        futures = [self.submit(_open_view, str(data_dir)) for _ in range(self.processes)]
+        for f in futures:
+            try:
+                f.result()
+            except Exception:  # a warm-up is an optimization: the task that needs a view opens it again
+                log.warning("warming a BulkDump worker failed", exc_info=True)
 
     def map(self, fn: Callable[..., R], calls: Sequence[tuple[object, ...]]) -> list[R]:
         futures = [self.submit(fn, *args) for args in calls]

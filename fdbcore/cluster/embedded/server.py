@@ -239,6 +239,7 @@ class EmbeddedClusterServer:
         self.port = port
         self._maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
         self._maintenance.start()
+        threading.Thread(target=self.pool.warm, args=(self.data_dir,), name="warm-workers", daemon=True).start()
         address = f"{self.host}:{port}"
         clusterfile.write_atomic(
             self.cluster_file,
