@@ -165,8 +165,20 @@ def status_json(job: BackupJob | None, tag: str, errors: list[ErrorRecord]) -> d
         "BeginVersion": job.begin_version,
         "RestorableVersion": job.restorable_version,
         "CompletedVersion": job.completed_version,
+        "Times": {
+            k: _float(job.raw.get(k))
+            for k in (
+                "created_at",
+                "snapshot_started_at",
+                "rf_finished_at",
+                "bd_started_at",
+                "bd_finished_at",
+                "completed_at",
+            )
+        },
         "RangeFileSnapshot": {
             "Phase": job.rf_phase.value,
+            "TotalBytes": int(job.raw.get("rf_total_bytes", "0")),
             "BytesWritten": job.rf_bytes,
             "TasksDone": job.rf_tasks_done,
             "TasksTotal": job.rf_tasks_total,
@@ -175,6 +187,7 @@ def status_json(job: BackupJob | None, tag: str, errors: list[ErrorRecord]) -> d
         },
         "BulkDumpSnapshot": {
             "Phase": job.bd_phase.value,
+            "TotalBytes": int(job.raw.get("bd_total_bytes", "0")),
             "JobId": job.bd_job_id or None,
             "Bytes": job.bd_bytes,
             "Keys": job.bd_keys,

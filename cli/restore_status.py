@@ -68,5 +68,11 @@ def status_json(job: RestoreJob, started_tasks: int, errors: list[ErrorRecord]) 
         "TasksDone": job.tasks_done,
         "TasksStarted": started_tasks,
         "BytesWritten": job.bytes_written,
+        "LogFileBytes": int(job.raw.get("log_file_bytes", "0")),
+        "ReplayedMutationBytes": int(job.raw.get("replay_bytes", "0")),
+        "Times": {
+            k: float(job.raw[k]) if job.raw.get(k) else None
+            for k in ("created_at", "started_at", "snapshot_done_at", "completed_at")
+        },
         "Errors": [e.__dict__ for e in errors],
     }

@@ -195,6 +195,7 @@ def finish_rangefile(ctx: Context, uid: str, seq: int) -> None:
         rf_end_version=manifest.end_version,
         rf_total_bytes=manifest.total_bytes,
         rf_manifest=path,
+        rf_finished_at=time.time(),
     )
     _maybe_dual_complete(ctx, uid)
 
@@ -418,7 +419,7 @@ def _advance(ctx: Context, job: BackupJob) -> int | None:
         if bd_done and ctx.backups.compare_and_set(
             job.uid, "state", [BackupState.RUNNING_DIFFERENTIAL], BackupState.COMPLETED
         ):
-            ctx.backups.update(job.uid, completed_version=job.restorable_version)
+            ctx.backups.update(job.uid, completed_version=job.restorable_version, completed_at=time.time())
             stop_captures(ctx, job)
             trace.event("BackupComplete", BackupUID=job.uid, Version=job.restorable_version)
             return None

@@ -136,6 +136,7 @@ def _plan(ctx: Context, job: RestoreJob) -> Dispatch:
         version_map=pieces_to_json(pieces),
         streams_json=json.dumps([[_log_json(f) for f in s] for s in streams]),
         log_files=sum(len(s) for s in streams),
+        log_file_bytes=sum(f.size for s in streams for f in s),
     )
     ctx.restores.update(job.uid, **fields)
     ctx.restores.compare_and_set(job.uid, "state", [RestoreState.STARTING], RestoreState.RUNNING)
@@ -368,7 +369,9 @@ def snapshot_done(ctx: Context, uid: str) -> int:
     except errors.FDBError as exc:
         fail(ctx, uid, exc, "snapshot")
         return 0
-    ctx.restores.update(uid, snapshot_phase=PhaseState.COMPLETE, log_phase=PhaseState.IN_PROGRESS)
+    ctx.restores.update(
+        uid, snapshot_phase=PhaseState.COMPLETE, log_phase=PhaseState.IN_PROGRESS, snapshot_done_at=time.time()
+    )
     if job.mode == RestoreMode.BULKLOAD:
         metrics.BULKLOAD_RESTORES.labels("complete").inc()
     started = float(job.raw.get("started_at", "0"))
@@ -462,6 +465,7 @@ def replay_task(ctx: Context, uid: str, stream: int) -> bool:
 
 def _count_replay(ctx: Context, uid: str, rep: replay.Replayer) -> None:
     ctx.restores.incr(uid, "bytes_written", rep.applied_bytes)
+    ctx.restores.incr(uid, "replay_bytes", rep.applied_bytes)
     metrics.BYTES_WRITTEN.labels("replay").inc(rep.applied_bytes)
 
 

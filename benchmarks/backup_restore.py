@@ -1,0 +1,314 @@
+"""Backup and restore throughput by method, beside the machine's limits (a script: it prints, never asserts).
+
+    python -m benchmarks.backup_restore [--keys 1000000] [--value-size 100] [--scales 1,2,4] [--json out.json]
+
+For each scale it builds one dataset (``keys x scale`` keys) in a source embedded cluster and, with a
+real Redis and a real worker fleet:
+
+- backs it up with ``--mode rangefile``, ``--mode bulkdump`` and ``--mode both`` while a workload
+  rewrites every key and keeps writing a mix (sets, clears, clear ranges, atomic adds); the snapshot
+  time of each method comes from the backup's own record (dispatch to manifest written);
+- restores the ``both`` backup with ``--mode rangefile`` and ``--mode bulkload`` into fresh clusters,
+  timing the snapshot phase and the log-replay phase apart, and checks each destination against the
+  source at the restored version;
+- measures the limits on the same bytes: a bare ``SstFileWriter`` pass over the pairs (dump limit) and a
+  copy of the SST bytes plus an ingest by move into a fresh RocksDB (load limit);
+- records the peak RSS of each process role (worker pool process, cluster server, CLI).
+
+MB/s counts logical bytes (keys + values) for snapshots and mutation bytes for log replay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rocksdict import IngestExternalFileOptions, Rdict, SstFileWriter
+
+from fdbcore.cluster.embedded.storage import rocksdb_options
+from tests.fixtures.cluster import EmbeddedCluster
+from tests.fixtures.fleet import Fleet
+from tests.fixtures.redis import RedisServer, free_port
+
+BIN = Path(sys.executable).parent
+BULKLOAD_KNOBS = {"shard_encode_location_metadata": 1, "enable_read_lock_on_range": 1}
+HOUR_OF_VERSIONS = 3_600_000_000
+
+
+@dataclass
+class Scale:
+    scale: int
+    keys: int
+    logical_bytes: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    bytes: dict[str, int] = field(default_factory=dict)
+    rss_mb: dict[str, float] = field(default_factory=dict)
+    verdicts: dict[str, bool] = field(default_factory=dict)
+
+    def mbps(self, name: str, nbytes: int | None = None) -> float:
+        secs = self.seconds.get(name, 0.0)
+        return (self.logical_bytes if nbytes is None else nbytes) / secs / 1e6 if secs > 0 else 0.0
+
+
+class Runner:
+    """Runs console scripts and remembers the largest peak RSS any of them reached."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.cli_peak_kb = 0
+
+    def __call__(self, *args: str, timeout: float = 3600) -> str:
+        proc = subprocess.Popen([str(BIN / args[0]), *args[1:]], env=self.env, stdout=subprocess.PIPE, text=True)
+        out = proc.stdout.read() if proc.stdout else ""
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        self.cli_peak_kb = max(self.cli_peak_kb, usage.ru_maxrss)
+        if proc.returncode != 0:
+            raise SystemExit(f"`{' '.join(args)}` exited {proc.returncode}:\n{out}")
+        return out
+
+
+def peak_rss_mb(root_pid: int) -> float:
+    """Largest VmHWM (peak resident set) among a process and its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    peak, stack = 0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        stack += children.get(pid, [])
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except OSError:
+            continue
+    return peak / 1024
+
+
+def checksum(run: Runner, cluster: EmbeddedCluster, version: int | None = None) -> dict[str, Any]:
+    args = ["embedded-cluster", "checksum", "-C", str(cluster.cluster_file)]
+    return dict(json.loads(run(*args, *(["--version", str(version)] if version else [])).splitlines()[-1]))
+
+
+def bare_limits(run_dir: Path, keys: int, value_size: int, out: Scale) -> None:
+    """The dump limit (bare SstFileWriter over the pairs) and load limit (copy + ingest by move)."""
+    pairs = [(b"load/%010d" % i, os.urandom(value_size)) for i in range(keys)]
+    sst = run_dir / "bare.sst"
+    opts = rocksdb_options()
+    start = time.perf_counter()
+    writer = SstFileWriter(options=opts)
+    writer.open(str(sst))
+    for k, v in pairs:
+        writer[k] = v
+    writer.finish()
+    out.seconds["limit: dump (SstFileWriter)"] = time.perf_counter() - start
+    del pairs
+    db_dir, copy = run_dir / "bare-db", run_dir / "copy.sst"
+    db = Rdict(str(db_dir), opts)
+    start = time.perf_counter()
+    shutil.copyfile(sst, copy)
+    ingest = IngestExternalFileOptions()
+    ingest.set_move_files(True)
+    db.ingest_external_file([str(copy)], ingest)
+    out.seconds["limit: load (copy + ingest)"] = time.perf_counter() - start
+    db.close()
+    Rdict.destroy(str(db_dir))
+    sst.unlink()
+
+
+def backup(run: Runner, source: EmbeddedCluster, mode: str, work: Path, keys: int, out: Scale) -> str:
+    """A backup in ``mode`` while a workload writes; returns the backup URL.
+
+    The workload is a mix of 20,000 mutations per second (sets, clears, clear ranges, atomic adds)
+    during the snapshot; for ``both``, whose backup the restores use, it first rewrites every key, so
+    the log-replay phase has as many mutation bytes to apply as the snapshot holds.
+    """
+    cf, tag = str(source.cluster_file), f"bench-{mode}"
+    base = work / f"backup-{mode}"
+    fill = [] if mode == "both" else ["--no-fill"]
+    load = ["load", "-C", cf, "--keys", str(keys), "--rate", "20000", "--duration", "4", "--seed", "5", *fill]
+    workload = subprocess.Popen([str(BIN / "embedded-cluster"), *load], env=run.env, stdout=subprocess.DEVNULL)
+    run("fdbbackup", "start", "-C", cf, "-d", f"file://{base}", "--mode", mode, "-t", tag, "-z")
+    if workload.wait(3600) != 0:
+        raise SystemExit("the workload failed")
+    run("fdbbackup", "discontinue", "-C", cf, "-t", tag, "-w")
+    doc = json.loads(run("fdbbackup", "status", "-C", cf, "-t", tag, "--json"))
+    t = doc["Times"]
+    if mode in ("rangefile", "both"):
+        out.seconds[f"backup {mode}: range files"] = t["rf_finished_at"] - t["snapshot_started_at"]
+        out.bytes["range files"] = doc["RangeFileSnapshot"]["TotalBytes"]
+    if mode in ("bulkdump", "both"):
+        out.seconds[f"backup {mode}: BulkDump"] = t["bd_finished_at"] - t["bd_started_at"]
+        out.bytes["BulkDump SSTs"] = doc["BulkDumpSnapshot"]["TotalBytes"]
+    out.seconds[f"backup {mode}: until complete"] = t["completed_at"] - t["created_at"]
+    return str(doc["URL"])
+
+
+def restore(run: Runner, url: str, dest: EmbeddedCluster, mode: str, source: EmbeddedCluster, out: Scale) -> None:
+    run("fdbrestore", "start", "-r", url, "-C", str(dest.cluster_file), "--mode", mode, "-t", f"bench-{mode}", "-w")
+    [doc] = json.loads(run("fdbrestore", "status", "-t", f"bench-{mode}", "--json"))
+    t = doc["Times"]
+    out.seconds[f"restore {mode}: snapshot"] = t["snapshot_done_at"] - t["started_at"]
+    out.seconds[f"restore {mode}: log replay"] = t["completed_at"] - t["snapshot_done_at"]
+    out.bytes[f"replayed by {mode}"] = doc["ReplayedMutationBytes"]
+    out.bytes["log files"] = doc["LogFileBytes"]
+    want, got = checksum(run, source, doc["TargetVersion"]), checksum(run, dest)
+    out.verdicts[mode] = (want["keys"], want["sha256"]) == (got["keys"], got["sha256"])
+
+
+def run_scale(scale: int, base_keys: int, value_size: int, root: Path) -> Scale:
+    work = root / f"scale-{scale}"
+    work.mkdir(parents=True)
+    out = Scale(scale, base_keys * scale)
+    redis = RedisServer(free_port(), work, persistent=False)
+    redis.start()
+    clusters: list[EmbeddedCluster] = []
+    fleet = Fleet(redis.url, work / "fleet")
+    fleet.workdir.mkdir()
+    try:
+        source = EmbeddedCluster(work / "source", {"max_read_transaction_life_versions": HOUR_OF_VERSIONS})
+        clusters.append(source)
+        source.root.mkdir()
+        source.start()
+        run = Runner(fleet.env)
+        run(
+            "embedded-cluster",
+            "load",
+            "-C",
+            str(source.cluster_file),
+            "--keys",
+            str(out.keys),
+            "--value-size",
+            str(value_size),
+        )
+        time.sleep(5)  # shards split as the data arrives; let them settle
+        out.logical_bytes = checksum(run, source)["bytes"]
+        worker = fleet.start_worker("bench", concurrency=2)
+        urls = {mode: backup(run, source, mode, work, out.keys, out) for mode in ("rangefile", "bulkdump", "both")}
+        for mode, knobs in (("rangefile", {}), ("bulkload", BULKLOAD_KNOBS)):
+            dest = EmbeddedCluster(work / f"dest-{mode}", knobs)
+            clusters.append(dest)
+            dest.root.mkdir()
+            dest.start()
+            restore(run, urls["both"], dest, mode, source, out)
+        assert worker.proc.pid
+        out.rss_mb["worker (largest pool process)"] = peak_rss_mb(worker.proc.pid)
+        out.rss_mb["cluster server (source)"] = peak_rss_mb(source.process.pid if source.process else 0)
+        out.rss_mb["CLI (largest)"] = run.cli_peak_kb / 1024
+        bare_limits(work, out.keys, value_size, out)
+    finally:
+        fleet.stop()
+        for c in clusters:
+            c.close()
+        redis.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def ratios(s: Scale) -> dict[str, float]:
+    sec = s.seconds
+
+    def div(a: str, b: str) -> float:
+        return sec[b] / sec[a] if sec.get(a) else 0.0
+
+    return {
+        "BulkDump speed-up over range files (mode rangefile vs bulkdump)": div(
+            "backup bulkdump: BulkDump", "backup rangefile: range files"
+        ),
+        "BulkLoad speed-up over range-file restore (snapshot phase)": div(
+            "restore bulkload: snapshot", "restore rangefile: snapshot"
+        ),
+        "BulkDump / dump limit": div("backup bulkdump: BulkDump", "limit: dump (SstFileWriter)"),
+        "BulkLoad / load limit": div("restore bulkload: snapshot", "limit: load (copy + ingest)"),
+        "dual-dataset size (range files + SSTs) / range files": (
+            (s.bytes.get("range files", 0) + s.bytes.get("BulkDump SSTs", 0)) / s.bytes["range files"]
+            if s.bytes.get("range files")
+            else 0.0
+        ),
+    }
+
+
+def table(results: Sequence[Scale]) -> str:
+    names = sorted({n for r in results for n in r.seconds}, key=lambda n: (n.startswith("limit"), n))
+    head = f"{'':58}" + "".join(f"{f'{r.scale}x ({r.keys:,} keys)':>30}" for r in results)
+    lines = [head, f"{'':58}" + "".join(f"{'seconds':>15}{'MB/s':>15}" for _ in results)]
+    for n in names:
+        cells = []
+        for r in results:
+            replay = n.endswith("log replay")
+            nbytes = r.bytes.get(f"replayed by {n.split()[1].rstrip(':')}") if replay else None
+            cells.append(f"{r.seconds.get(n, 0):15.2f}{r.mbps(n, nbytes):15.1f}")
+        lines.append(f"{n:58}" + "".join(cells))
+    lines.append("")
+    for name in ratios(results[0]):
+        lines.append(f"{name:58}" + "".join(f"{ratios(r)[name]:29.2f}x" for r in results))
+    lines.append("")
+    for role in results[0].rss_mb:
+        lines.append(f"{'peak RSS, ' + role + ' (MB)':58}" + "".join(f"{r.rss_mb[role]:30.0f}" for r in results))
+    for mode in results[0].verdicts:
+        verdict = ["exact" if r.verdicts[mode] else "MISMATCH" for r in results]
+        lines.append(f"{'restore ' + mode + ' equals the source':58}" + "".join(f"{v:>30}" for v in verdict))
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, str]:
+    mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpus": str(os.cpu_count()),
+        "cpu": cpu,
+        "memory": mem.split(":", 1)[1].strip(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--keys", type=int, default=1_000_000, help="keys at scale 1 (default: %(default)s)")
+    p.add_argument("--value-size", type=int, default=100)
+    p.add_argument("--scales", default="1,2,4", help="comma-separated multiples of --keys (default: %(default)s)")
+    p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--work-dir", default=None, help="where the clusters live (default: a temporary directory)")
+    args = p.parse_args(argv)
+    root = Path(args.work_dir or tempfile.mkdtemp(prefix="fdbbr-bench-"))
+    results = []
+    for scale in (int(s) for s in args.scales.split(",")):
+        print(f"scale {scale}x: {args.keys * scale:,} keys ...", flush=True)
+        results.append(run_scale(scale, args.keys, args.value_size, root))
+    print(table(results))
+    if args.json:
+        doc = {
+            "machine": machine(),
+            "value_size": args.value_size,
+            "results": [{**r.__dict__, "ratios": ratios(r)} for r in results],
+        }
+        Path(args.json).write_text(json.dumps(doc, indent=2))
+
+
+if __name__ == "__main__":
+    main()
