@@ -84,6 +84,11 @@ class ShardMap:
     def index_of(self, key: bytes) -> int:
         return bisect_right(self._begins, key) - 1
 
+    @property
+    def begins(self) -> list[bytes]:
+        """The shards' begin keys, sorted (shard ``i`` is ``[begins[i], begins[i + 1])``)."""
+        return self._begins
+
     def split(self, index: int, split_key: bytes, left_bytes: int, total: int) -> tuple[ShardState, ShardState]:
         """Replace shard ``index`` by two new shards cut at ``split_key`` (``total`` bytes in all)."""
         old = self._shards[index]

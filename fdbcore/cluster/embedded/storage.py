@@ -416,7 +416,7 @@ class Storage:
                 self.locks.check_writes(lock_owner, record.wrote_into)
             wb = self._batch()
             self._put_data(wb, effects)
-            shard_updates = self._shard_updates(effects.shard_deltas(self.shards.index_of, write_points))
+            shard_updates = self._shard_updates(effects.shard_deltas(self.shards.begins, write_points))
             for shard in shard_updates:
                 wb.put(*shard.encode(), self._meta_cf)
             if self.captures and columns[0]:

@@ -17,7 +17,8 @@ plain sets costs C-level list operations rather than a Python step per key.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -157,21 +158,31 @@ class Effects:
     def write_ranges(self) -> list[tuple[bytes, bytes]]:
         return [(r.begin, r.end) for r in normalize_ranges(KeyRange(c.begin, c.end) for c in self.cleared)]
 
-    def shard_deltas(self, index_of: Callable[[bytes], int], write_points: list[bytes]) -> dict[int, int]:
+    def shard_deltas(self, shard_begins: Sequence[bytes], write_points: list[bytes]) -> dict[int, int]:
         """The change in stored bytes (keys plus values) per shard index.
 
-        Exact for new keys, clears and atomic ops; an overwrite by ``set`` counts as new bytes, since
-        reading every old value would double the cost of a commit. The shard splitter recounts a shard
-        before splitting it, which corrects the overestimate. ``write_points`` is :meth:`write_points`.
+        ``shard_begins`` are the shards' sorted begin keys. Exact for new keys, clears and atomic ops;
+        an overwrite by ``set`` counts as new bytes, since reading every old value would double the cost
+        of a commit. The shard splitter recounts a shard before splitting it, which corrects the
+        overestimate. ``write_points`` is :meth:`write_points` (sorted).
         """
         puts, known = self.puts, self.known
-        if not self.cleared and not known and write_points:
-            first = index_of(write_points[0])
-            if first == index_of(write_points[-1]):  # the bulk case: one shard, sums at C speed
-                if None not in puts.values():
-                    values = cast("Iterable[bytes]", puts.values())  # no None among them
-                    return {first: sum(map(len, puts)) + sum(map(len, values))}
-                return {first: sum(len(k) + len(v) for k, v in puts.items() if v is not None)}
+
+        def index_of(key: bytes) -> int:
+            return bisect_right(shard_begins, key) - 1
+
+        if not self.cleared and not known and write_points and None not in puts.values():
+            # The bulk case: cut the sorted keys at shard boundaries and sum each slice at C speed.
+            value_of = cast("Callable[[bytes], bytes]", puts.__getitem__)  # no None among the values
+            sums: dict[int, int] = {}
+            lo, n = 0, len(write_points)
+            while lo < n:
+                i = index_of(write_points[lo])
+                hi = bisect_left(write_points, shard_begins[i + 1], lo) if i + 1 < len(shard_begins) else n
+                part = write_points[lo:hi]
+                sums[i] = sum(map(len, part)) + sum(map(len, map(value_of, part)))
+                lo = hi
+            return sums
         out: dict[int, int] = {}
         for k, v in puts.items():
             old = known.get(k)
