@@ -136,18 +136,20 @@ def bare_limits(run_dir: Path, keys: int, value_size: int, out: Scale) -> None:
 def backup(run: Runner, source: EmbeddedCluster, mode: str, work: Path, keys: int, out: Scale) -> str:
     """A backup in ``mode`` while a workload writes; returns the backup URL.
 
-    The workload is a mix of 20,000 mutations per second (sets, clears, clear ranges, atomic adds)
-    during the snapshot; for ``both``, whose backup the restores use, it first rewrites every key, so
-    the log-replay phase has as many mutation bytes to apply as the snapshot holds.
+    During the snapshot a mix of 5,000 mutations per second keeps writing (sets, clears, clear ranges,
+    atomic adds). For ``both``, whose backup the restores use, every key is then rewritten once the
+    backup is restorable, so the restores' log-replay phase applies as many bytes as the snapshot holds.
     """
     cf, tag = str(source.cluster_file), f"bench-{mode}"
     base = work / f"backup-{mode}"
-    fill = [] if mode == "both" else ["--no-fill"]
-    load = ["load", "-C", cf, "--keys", str(keys), "--rate", "20000", "--duration", "4", "--seed", "5", *fill]
-    workload = subprocess.Popen([str(BIN / "embedded-cluster"), *load], env=run.env, stdout=subprocess.DEVNULL)
+    mix = ["load", "-C", cf, "--keys", str(keys), "--no-fill", "--rate", "5000", "--duration", "3", "--seed", "5"]
+    workload = subprocess.Popen([str(BIN / "embedded-cluster"), *mix], env=run.env, stdout=subprocess.DEVNULL)
     run("fdbbackup", "start", "-C", cf, "-d", f"file://{base}", "--mode", mode, "-t", tag, "-z")
     if workload.wait(3600) != 0:
         raise SystemExit("the workload failed")
+    if mode == "both":
+        run("fdbbackup", "status", "-C", cf, "-t", tag, "-w")  # returns once the backup is restorable
+        run("embedded-cluster", "load", "-C", cf, "--keys", str(keys), "--seed", "9")
     run("fdbbackup", "discontinue", "-C", cf, "-t", tag, "-w")
     doc = json.loads(run("fdbbackup", "status", "-C", cf, "-t", tag, "--json"))
     t = doc["Times"]

@@ -146,18 +146,22 @@ def _wait(store: JobStore, tag: str, *, stop_when_done: bool) -> int:
 @click.option("-t", "--tagname", "tag", default="default")
 @click.option("-e", "--errorlimit", "error_limit", type=int, default=10)
 @click.option("--json", "as_json", is_flag=True)
+@click.option("-w", "--wait", "follow", is_flag=True, help="Follow progress until the backup is restorable or stops.")
 @common.log_options
 def status(
     cluster_file: str | None,
     tag: str,
     error_limit: int,
     as_json: bool,
+    follow: bool,
     log: bool,
     logdir: str | None,
     trace_format: str,
 ) -> int:
     """Show the status of the backup on a tag."""
     store = _store()
+    if follow:
+        _follow(store, tag)
     job = control.job_for_tag(store, tag)
     errs = store.errors(job.uid) if job else []
     if as_json:

@@ -42,3 +42,7 @@ def test_rangefile_backup_becomes_restorable_and_matches_the_cluster(
     first = status.stdout.splitlines()[0]
     assert first.startswith("The previous backup on tag `default' at file://") and "completed at version" in first
     assert "Snapshot Mode: rangefile" in status.stdout
+    followed = fleet.run(["fdbbackup", "status", "-C", str(source.cluster_file), "-w"])
+    lines = followed.stdout.splitlines()
+    assert lines[0].startswith("Range-file snapshot: ") and lines[0].endswith("complete")  # plain progress lines
+    assert any(line.startswith("The previous backup on tag `default'") for line in lines)
