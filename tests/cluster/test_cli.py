@@ -93,3 +93,13 @@ def test_load_fill_is_deterministic(embedded_cluster: EmbeddedCluster) -> None:
     expected = [(b"load/%010d" % i, rng.randbytes(20)) for i in range(500)]
     got = json.loads(embedded_cluster.cli("checksum", "--begin", b"load/".hex(), "--end", b"load0".hex()).stdout)
     assert (got["keys"], got["sha256"]) == (500, expected_digest(expected))
+
+
+def test_checksum_at_latest_is_one_server_side_scan_equal_to_a_versioned_read(
+    embedded_cluster: EmbeddedCluster,
+) -> None:
+    embedded_cluster.cli("load", "--keys", "3000", "--value-size", "40")
+    latest = json.loads(embedded_cluster.cli("checksum").stdout)
+    at = json.loads(embedded_cluster.cli("checksum", "--version", str(latest["version"])).stdout)
+    assert (latest["keys"], latest["bytes"], latest["sha256"]) == (at["keys"], at["bytes"], at["sha256"])
+    assert latest["keys"] == 3000

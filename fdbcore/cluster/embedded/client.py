@@ -328,6 +328,12 @@ class EmbeddedClusterDriver:
     def clear_faults(self) -> None:
         self._call("ClearFaults", {})
 
+    def checksum(self, begin: bytes, end: bytes) -> dict[str, Any]:
+        """``{"version", "keys", "bytes", "sha256"}`` of ``[begin, end)`` at the latest committed version,
+        computed by the server in one scan (any size; no MVCC window applies)."""
+        result: dict[str, Any] = self._call("Checksum", {"begin": begin, "end": end})
+        return result
+
     def shard_digests(self) -> list[dict[str, Any]]:
         """Per shard: the digest of its content at a committed version, computed in parallel by worker
         processes reading RocksDB secondary instances (``id, begin, end, version, keys, bytes, sha256``)."""

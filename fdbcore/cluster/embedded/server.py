@@ -93,6 +93,7 @@ class ClusterService:
             "InjectFault": self.inject_fault,
             "ClearFaults": lambda r: self.faults.clear(),
             "ShardDigests": self.shard_digests,
+            "Checksum": self.checksum,
         }
 
     def get_range(self, r: Request) -> dict[str, object]:
@@ -122,6 +123,12 @@ class ClusterService:
     def inject_fault(self, r: Request) -> None:
         fault = Fault(r["operation"], KeyRange(r["begin"], r["end"]), r["action"], r["times"], r["stall_seconds"])
         self.faults.inject(fault)
+
+    def checksum(self, r: Request) -> dict[str, object]:
+        """The digest of a range at the latest committed version, scanned in one pass by a worker
+        process on a secondary instance: no MVCC window limits how long it may take."""
+        d = self.pool.submit(digest_range, str(self.storage.data_dir), r["begin"], r["end"]).result()
+        return {"version": d.version, "keys": d.keys, "bytes": d.bytes, "sha256": d.sha256}
 
     def shard_digests(self, r: Request) -> list[dict[str, object]]:
         shards = self.storage.shard_map()
