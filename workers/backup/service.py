@@ -364,7 +364,10 @@ def log_round(ctx: Context, uid: str, round_no: int) -> RoundOutcome:
     lease_ms = int(ctx.settings.task_time_limit * 1000)
     with mutationlog.round_lease(ctx.redis, uid, lease_ms) as held:
         if not held:
-            return RoundOutcome(None)
+            # Another copy holds the lease: a live one that will enqueue the next round, or one that
+            # was killed mid-round, whose lease expires after the task time limit. Dropping this
+            # message would end the chain in the second case, so try again later.
+            raise errors.Retry(f"another copy of log round {round_no} of backup {uid} holds the log lease")
         job = load(ctx, uid)
         decision = mutationlog.decide(int(job.raw.get("log_round", "0")), round_no)
         if decision == mutationlog.RoundDecision.EXIT:
