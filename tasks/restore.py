@@ -30,6 +30,7 @@ def start(self: Task[Any, Any], uid: str) -> None:
     else:
         header = [verify.si(uid, i) for i in range(dispatch.snapshot_tasks)]
         chord(header)(load.si(uid).on_error(chord_failed.si(uid, "verify")))
+    service.mark_dispatched(context(), uid)
 
 
 @app.task(name="restore.rangefile", queue="replay", bind=True)

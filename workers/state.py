@@ -16,8 +16,10 @@ task that runs again overwrites its own result instead of adding a second one.
 from __future__ import annotations
 
 import json
+import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,6 +176,22 @@ class JobStore:
         pipe.delete(*keys)
         pipe.zrem(f"{PREFIX}:{self.kind}s", uid)
         pipe.execute()
+
+
+@contextmanager
+def lease(client: redis.Redis, key: str, ttl_ms: int) -> Iterator[bool]:
+    """Hold ``key`` as a lease while the block runs; yields False when someone else holds it.
+
+    A holder that dies keeps it until ``ttl_ms`` passes (use the task time limit: no live holder
+    runs longer), then the next copy of its work takes over.
+    """
+    token = secrets.token_hex(8)
+    got = bool(client.set(key, token, nx=True, px=ttl_ms))
+    try:
+        yield got
+    finally:
+        if got and client.get(key) == token.encode():
+            client.delete(key)
 
 
 def _text(raw: Any) -> str:

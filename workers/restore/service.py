@@ -34,7 +34,7 @@ from workers.restore.job import (
     pieces_from_json,
     pieces_to_json,
 )
-from workers.state import ErrorRecord
+from workers.state import PREFIX, ErrorRecord, lease
 
 #: A replay task hands over to a fresh copy of itself after this long (bounded task duration).
 REPLAY_BUDGET_SECONDS = 120.0
@@ -78,20 +78,38 @@ class Dispatch:
 
 
 def plan(ctx: Context, uid: str) -> Dispatch | None:
-    """Choose files, lock and check the destination, record the work; None if nothing to dispatch."""
-    job = load(ctx, uid)
-    if job.state == RestoreState.STARTING and "snapshot_tasks" in job.raw:
-        return Dispatch(job.mode, int(job.raw["snapshot_tasks"]))  # redelivered after recording
-    if not ctx.restores.compare_and_set(uid, "state", [RestoreState.QUEUED], RestoreState.STARTING):
-        return None
-    try:
-        return _plan(ctx, job)
-    except errors.FDBError as exc:
-        if exc.retryable:
-            ctx.restores.compare_and_set(uid, "state", [RestoreState.STARTING], RestoreState.QUEUED)
-            raise
-        fail(ctx, uid, exc, "plan")
-        return None
+    """Choose files, lock and check the destination, record the work; None if nothing to dispatch.
+
+    One copy plans at a time (a lease that outlives a killed planner by the task time limit). A copy
+    that finds the plan recorded but the snapshot tasks not known to be sent sends them (again):
+    its predecessor may have died between the two, and a duplicate snapshot chord is harmless. A
+    copy that finds no plan although the restore left ``queued`` plans from scratch: its
+    predecessor died while planning, before anything was written.
+    """
+    ctx.restores.compare_and_set(uid, "state", [RestoreState.QUEUED], RestoreState.STARTING)
+    ttl_ms = int(ctx.settings.task_time_limit * 1000)
+    with lease(ctx.redis, f"{PREFIX}:restore:{uid}:planlease", ttl_ms) as held:
+        if not held:
+            raise errors.Retry(f"another copy of the plan of restore {uid} is running")
+        job = load(ctx, uid)
+        if not job.active:
+            return None
+        if "snapshot_tasks" in job.raw:
+            if job.raw.get("snapshot_dispatched") == "1":
+                return None
+            return Dispatch(job.mode, int(job.raw["snapshot_tasks"]))
+        try:
+            return _plan(ctx, job)
+        except errors.FDBError as exc:
+            if exc.retryable:
+                raise
+            fail(ctx, uid, exc, "plan")
+            return None
+
+
+def mark_dispatched(ctx: Context, uid: str) -> None:
+    """The snapshot chord is sent: a redelivered ``restore.start`` has nothing left to do."""
+    ctx.restores.update(uid, snapshot_dispatched=True)
 
 
 def _plan(ctx: Context, job: RestoreJob) -> Dispatch:
