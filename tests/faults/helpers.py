@@ -1,0 +1,171 @@
+"""What the fault tests share: sources with history, exact-restore checks, container fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from fdbcore.container import open_container
+from tests.backup.helpers import backup_folder, checksum, same_data, start_workload
+from tests.fixtures.cluster import EmbeddedCluster
+from tests.fixtures.fleet import Fleet
+from tests.fixtures.s3 import S3Endpoint, S3FaultProxy
+from workers.backup.job import BackupJob
+from workers.restore.job import RestoreJob
+from workers.state import JobStore
+
+#: MVCC window of every source: wide enough to checksum the source at any restored version.
+WIDE_MVCC = 600_000_000
+#: What a BulkLoad destination needs.
+BULKLOAD_KNOBS = {"shard_encode_location_metadata": 1, "enable_read_lock_on_range": 1}
+
+
+def source_cluster(factory: Callable[..., EmbeddedCluster], keys: int = 2000, **knobs: object) -> EmbeddedCluster:
+    """A source with a wide MVCC window, fault hooks on, and ``keys`` keys of 50-byte values."""
+    knobs = {"shard_count": 4, "max_read_transaction_life_versions": WIDE_MVCC, "enable_fault_injection": 1, **knobs}
+    source = factory(name="source", **knobs)
+    source.cli("load", "--keys", str(keys), "--value-size", "50")
+    return source
+
+
+def restored_version(stdout: str) -> int:
+    """The version in ``fdbrestore start -w``'s last line, ``Restored to version N``."""
+    last = stdout.strip().splitlines()[-1]
+    assert last.startswith("Restored to version "), stdout
+    return int(last.split()[-1])
+
+
+def assert_exact(source: EmbeddedCluster, dest: EmbeddedCluster, version: int) -> None:
+    """The destination holds exactly the source's user keys at ``version`` (keys, bytes, SHA-256)."""
+    want, got = checksum(source, version), checksum(dest)
+    assert want["keys"] > 0, "the source is empty at that version; the comparison proves nothing"
+    assert same_data(want, got), f"restored data differs from the source at {version}: {want} != {got}"
+
+
+def restore(fleet: Fleet, url: str, dest: EmbeddedCluster, *extra: str, timeout: float = 240) -> tuple[int, str, str]:
+    res = run(fleet, ["fdbrestore", "start", "-r", url, "-C", str(dest.cluster_file), "-w", *extra], timeout=timeout)
+    return res.returncode, res.stdout, res.stderr
+
+
+def restore_exactly(
+    fleet: Fleet, url: str, source: EmbeddedCluster, dest: EmbeddedCluster, *extra: str, timeout: float = 240
+) -> int:
+    """Restore with ``fdbrestore start -w``, demand success and an exact copy; returns the version."""
+    code, out, err = restore(fleet, url, dest, *extra, timeout=timeout)
+    assert code == 0, f"restore failed ({code}):\n{out}\n{err}\n{worker_logs(fleet)}"
+    version = restored_version(out)
+    assert_exact(source, dest, version)
+    return version
+
+
+def run(fleet: Fleet, args: list[str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """``fleet.run``, but a CLI that hangs fails the test with the job state and the workers' logs."""
+    try:
+        return fleet.run(args, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        status = {kind: fleet.run([cli, "status", "--json"], timeout=30).stdout for kind, cli in CLIS.items()}
+        raise AssertionError(f"{' '.join(args)} hung for {timeout} s; status {status}\n{worker_logs(fleet)}") from None
+
+
+CLIS = {"backup": "fdbbackup", "restore": "fdbrestore"}
+
+
+def worker_logs(fleet: Fleet, tail: int = 3000) -> str:
+    return "\n".join(f"--- {w.name}\n{fleet.log(w)[-tail:]}" for w in fleet.workers)
+
+
+def file_fingerprint(root: Path) -> dict[str, str]:
+    """Every file under ``root`` and its SHA-256 (to prove a refused operation changed nothing)."""
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def container_fingerprint(url: str, credentials: list[str] | None = None) -> dict[str, str]:
+    """Every file of a backup container (file:// or S3) and its SHA-256."""
+    c = open_container(url, credential_files=credentials or [])
+    return {i.path: hashlib.sha256(c.read(i.path)).hexdigest() for i in c.list("")}
+
+
+def wait_until(what: str, predicate: Callable[[], Any], timeout: float = 120, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def state_store(fleet: Fleet, kind: str) -> JobStore:
+    return JobStore(redis.Redis.from_url(f"{fleet.redis_url}/2"), kind)
+
+
+def backup_job(fleet: Fleet, tag: str = "default") -> BackupJob | None:
+    store = state_store(fleet, "backup")
+    uid = store.uid_for_tag(tag)
+    return BackupJob.from_fields(store.get(uid)) if uid else None
+
+
+def restore_job(fleet: Fleet, tag: str = "default") -> RestoreJob | None:
+    store = state_store(fleet, "restore")
+    uid = store.uid_for_tag(tag)
+    return RestoreJob.from_fields(store.get(uid)) if uid else None
+
+
+def fast_redelivery(fleet: Fleet, visibility: int = 6) -> None:
+    """A dead worker's unacknowledged tasks come back after ``visibility`` s plus a 1 s sweep."""
+    fleet.extra_env.update(
+        FDBBR_VISIBILITY_TIMEOUT=str(visibility), FDBBR_REDELIVERY_SWEEP="1", FDBBR_TASK_TIME_LIMIT=str(visibility - 1)
+    )
+
+
+def make_backup(
+    fleet: Fleet, source: EmbeddedCluster, url: str, mode: str = "both", *, workload_seconds: float = 3.0
+) -> str:
+    """A completed backup of ``source`` taken while a workload writes (so the logs hold sets, clears
+    and atomic adds past the snapshot); returns the backup's own URL (file://: its folder)."""
+    cf = str(source.cluster_file)
+    started = fleet.run(["fdbbackup", "start", "-C", cf, "-d", url, "--mode", mode, "-z"])
+    assert started.returncode == 0, started.stderr
+    keys = checksum(source)["keys"]
+    workload = start_workload(source.cluster_file, keys=keys, rate=300, duration=workload_seconds)
+    assert workload.wait(120) == 0, workload.stderr.read() if workload.stderr else ""
+    done = run(fleet, ["fdbbackup", "discontinue", "-C", cf, "-w"])
+    assert done.returncode == 0 and "has been completed" in done.stdout, done.stdout + done.stderr
+    if url.startswith("file://"):
+        return f"file://{backup_folder(Path(url[len('file://') :]))}"
+    return url
+
+
+@dataclass
+class S3Rig:
+    """A test's S3 setup: every request through the fault proxy, one credentials file (its ``@127.0.0.1``
+    account serves the proxy and the endpoint alike) for the fleet and the clusters."""
+
+    proxy: S3FaultProxy
+    endpoint: S3Endpoint
+    bucket: str
+    creds: Path
+    clusters: Callable[..., EmbeddedCluster]
+    fleet: Fleet
+
+    def url(self, name: str, params: str = "", *, bucket: str | None = None) -> str:
+        """A backup URL through the proxy, without a secret."""
+        return self.proxy.url(bucket or self.bucket, name, params, secret_in_url=False)
+
+    def source(self, keys: int = 2000, **knobs: object) -> EmbeddedCluster:
+        return source_cluster(self.clusters, keys, blob_credentials=[self.creds], **knobs)
+
+    def dest(self, name: str = "dest", **knobs: object) -> EmbeddedCluster:
+        """A destination ready for BulkLoad, with fault hooks on."""
+        knobs = {**BULKLOAD_KNOBS, "enable_fault_injection": 1, **knobs}
+        return self.clusters(name=name, blob_credentials=[self.creds], **knobs)

@@ -1,0 +1,194 @@
+"""SIGKILL of fleet processes in every phase of backup and restore: the job resumes and ends exactly.
+
+Each phase is made long enough to be hit on purpose: the S3 proxy holds the phase's first request
+(a range file's PUT, a log file's PUT, a BulkDump batch's upload, a verify's or a replay's GET) for a
+few seconds, or the cluster stalls a BulkLoad, and the kill lands while the task is inside it.
+
+Two kinds of kill: the task's pool processes only (the worker's main process sees them die and hands
+their tasks back at once: ``task_reject_on_worker_lost``), or the whole worker with its process group
+(the tasks stay unacknowledged until the broker's visibility timeout gives them to another worker).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fdbcore.keys import USER_KEYS
+from tests.backup.helpers import check_bulkdump_matches_cluster, check_range_files_match_cluster
+from tests.faults.conftest import LONG_ONLY
+from tests.faults.helpers import (
+    S3Rig,
+    assert_exact,
+    fast_redelivery,
+    make_backup,
+    restore_exactly,
+    restore_job,
+    restored_version,
+    run,
+    source_cluster,
+    state_store,
+    wait_until,
+    worker_logs,
+)
+from tests.fixtures.cluster import EmbeddedCluster
+from tests.fixtures.fleet import Fleet, Worker
+from tests.fixtures.s3 import S3Endpoint
+
+
+def pool_children(worker: Worker) -> list[int]:
+    """Pids of the worker's prefork pool processes."""
+    path = Path(f"/proc/{worker.proc.pid}/task/{worker.proc.pid}/children")
+    return [int(p) for p in path.read_text().split()]
+
+
+def kill_pool(worker: Worker) -> list[int]:
+    """SIGKILL every pool process of ``worker`` (its main process lives on and replaces them)."""
+    pids = pool_children(worker)
+    assert pids, "the worker has no pool processes"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    return pids
+
+
+def kill(fleet: Fleet, worker: Worker, whole: bool) -> None:
+    """SIGKILL the worker's pool processes, or the whole worker (then start a replacement)."""
+    if whole:
+        fleet.kill(worker, signal.SIGKILL)
+        fleet.start_worker(f"w{len(fleet.workers) + 1}", concurrency=2)
+    else:
+        kill_pool(worker)
+
+
+def phases_and_kinds(phases: Mapping[str, tuple[object, object, str]]) -> list[object]:
+    """``(phase, whole)`` for every phase and both kinds of kill; the kind a phase does not name as
+    its default runs with ``--long`` only."""
+    return [
+        pytest.param(phase, kind == "worker", id=f"{phase}-{kind}", marks=() if kind == default else LONG_ONLY)
+        for phase, (_, _, default) in phases.items()
+        for kind in ("pool", "worker")
+    ]
+
+
+def bulkload_started(fleet: Fleet) -> bool:
+    job = restore_job(fleet)
+    return job is not None and bool(state_store(fleet, "restore").results(job.uid, "bulkload_started"))
+
+
+#: The request that marks each backup phase (path pattern, methods), and the default kind of kill.
+BACKUP_PHASES = {
+    "start": (r"/properties/", "PUT", "worker"),
+    "rangefile": (r"/kvranges/", "PUT,POST", "worker"),
+    "bulkdump": (r"/bulkdump_data/.*data\.sst", "PUT,POST", "pool"),
+    "logs": (r"/plogs/", "PUT,POST", "pool"),
+    "finish": (r"/snapshots/", "PUT", "pool"),
+}
+
+
+@pytest.mark.seeds(long=3)
+@pytest.mark.parametrize(("phase", "whole"), phases_and_kinds(BACKUP_PHASES))
+def test_kill_in_backup_phase_resumes_and_restores_exactly(
+    phase: str, whole: bool, seed: int, s3_rig: S3Rig, tmp_path: Path
+) -> None:
+    fleet, proxy = s3_rig.fleet, s3_rig.proxy
+    fast_redelivery(fleet, visibility=8)
+    source = s3_rig.source()
+    url = s3_rig.url("kill")
+    pattern, methods, _ = BACKUP_PHASES[phase]
+    cf = str(source.cluster_file)
+    res = fleet.run(["fdbbackup", "start", "-C", cf, "-d", url, "--mode", "both"])  # no worker yet
+    assert res.returncode == 0, res.stderr
+    proxy.slow(1, 3.0, methods=methods, path=pattern)
+    first = fleet.start_worker("w1", concurrency=2)
+    proxy.wait_for(pattern, methods, timeout=60)
+    time.sleep(random.Random(seed).uniform(0, 2.0))  # somewhere inside the held request
+    kill(fleet, first, whole)
+    done = run(fleet, ["fdbbackup", "wait", "-C", cf])
+    assert done.returncode == 0, done.stdout + done.stderr + worker_logs(fleet)
+    assert "has been completed" in done.stdout
+    creds = [str(s3_rig.creds)]
+    assert check_range_files_match_cluster(url, source.driver, creds) >= 4
+    assert check_bulkdump_matches_cluster(url, source.driver, tmp_path, creds) >= 4
+    restore_exactly(fleet, url, source, s3_rig.dest(), "--mode", "bulkload" if phase == "bulkdump" else "rangefile")
+
+
+# --- restore -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SharedBackup:
+    source: EmbeddedCluster
+    bucket: str
+    name: str
+
+
+@pytest.fixture(scope="module")
+def s3_backup(
+    s3_endpoint: S3Endpoint,
+    module_cluster_factory: Callable[..., EmbeddedCluster],
+    module_fleet: Fleet,
+    module_dir: Path,
+) -> Iterator[SharedBackup]:
+    """One mode-both backup on S3, taken under a workload, that the restore tests restore again and again."""
+    bucket = f"kills-{uuid.uuid4().hex[:12]}"
+    s3 = s3_endpoint.client()
+    s3.create_bucket(Bucket=bucket)
+    creds = s3_endpoint.write_credentials_file(module_dir / "creds.json")
+    module_fleet.extra_env.update(s3_endpoint.env(creds))
+    source = source_cluster(module_cluster_factory, blob_credentials=[creds])
+    module_fleet.start_worker(concurrency=2)
+    make_backup(module_fleet, source, s3_endpoint.url(bucket, "shared"))
+    module_fleet.stop()
+    yield SharedBackup(source, bucket, "shared")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    s3.delete_bucket(Bucket=bucket)
+
+
+#: Restore phases: the mode, the request that marks the phase (or "bulkload": the destination
+#: stalls its BulkLoad), and the default kind of kill.
+RESTORE_PHASES = {
+    "plan": ("rangefile", (r"/snapshots/", "GET"), "worker"),
+    "verify": ("bulkload", (r"/bulkdump_data/.*data\.sst", "GET"), "worker"),
+    "bulkload": ("bulkload", None, "pool"),
+    "rangefile": ("rangefile", (r"/kvranges/", "GET"), "pool"),
+    "replay": ("rangefile", (r"/plogs/", "GET"), "worker"),
+}
+
+
+@pytest.mark.seeds(long=3)
+@pytest.mark.parametrize(("phase", "whole"), phases_and_kinds(RESTORE_PHASES))
+def test_kill_in_restore_phase_resumes_and_restores_exactly(
+    phase: str, whole: bool, seed: int, s3_backup: SharedBackup, s3_rig: S3Rig
+) -> None:
+    fleet, proxy = s3_rig.fleet, s3_rig.proxy
+    fast_redelivery(fleet, visibility=8)
+    mode, trigger, _ = RESTORE_PHASES[phase]
+    dest = s3_rig.dest()
+    url = s3_rig.url(s3_backup.name, bucket=s3_backup.bucket)
+    submitted = fleet.run(["fdbrestore", "start", "-r", url, "-C", str(dest.cluster_file), "--mode", mode])
+    assert submitted.returncode == 0, submitted.stderr  # no worker yet: nothing has started
+    if trigger is None:
+        dest.driver.inject_fault("bulk_load", USER_KEYS, "stall", times=1, stall_seconds=3)
+    else:
+        proxy.slow(1, 3.0, methods=trigger[1], path=trigger[0])
+    first = fleet.start_worker("w1", concurrency=2)
+    if trigger is None:
+        wait_until("a BulkLoad to start", lambda: bulkload_started(fleet))
+    else:
+        proxy.wait_for(trigger[0], trigger[1], timeout=60)
+    time.sleep(random.Random(seed).uniform(0, 2.0))
+    kill(fleet, first, whole)
+    done = run(fleet, ["fdbrestore", "wait"])
+    assert done.returncode == 0, done.stdout + done.stderr + worker_logs(fleet)
+    version = restored_version(done.stdout)
+    assert_exact(s3_backup.source, dest, version)
