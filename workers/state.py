@@ -57,6 +57,20 @@ end
 return 0
 """
 
+# Record one task's outcome unless a success is already there: the first success stays (results that
+# callbacks have read never change under them), and a failure only fills an empty slot.
+# ARGV: field, value, "1" for a success. Returns 1 when the value was stored.
+_RECORD_OUTCOME = """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then
+  if ARGV[3] ~= '1' then return 0 end
+  local ok, doc = pcall(cjson.decode, cur)
+  if not (ok and type(doc) == 'table' and doc['error'] ~= nil) then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
 
 @dataclass(frozen=True)
 class ErrorRecord:
@@ -81,6 +95,7 @@ class JobStore:
         self.kind = kind
         self._claim = client.register_script(_CLAIM_TAG)
         self._cas = client.register_script(_CAS_FIELD)
+        self._record = client.register_script(_RECORD_OUTCOME)
 
     # --- keys -----------------------------------------------------------------------------------
     def _job(self, uid: str) -> str:
@@ -150,6 +165,17 @@ class JobStore:
     # --- per-task results -----------------------------------------------------------------------
     def put_result(self, uid: str, name: str, task_key: str, result: Any) -> None:
         self._r.hset(f"{self._job(uid)}:results:{name}", task_key, json.dumps(result))
+
+    def record_outcome(self, uid: str, name: str, task_key: str, result: dict[str, Any]) -> bool:
+        """Record a task's outcome once: ``{"error": ...}`` for a failure, anything else a success.
+
+        Two copies of a task (a redelivery) may both finish: the first success is kept, so a callback
+        never sees a result change after reading it, and a failure never replaces a success. Returns
+        whether this outcome was stored (callers count progress only then).
+        """
+        ok = "error" not in result
+        key = f"{self._job(uid)}:results:{name}"
+        return bool(self._record(keys=[key], args=[task_key, json.dumps(result), "1" if ok else "0"]))
 
     def results(self, uid: str, name: str) -> dict[str, Any]:
         raw = self._r.hgetall(f"{self._job(uid)}:results:{name}")

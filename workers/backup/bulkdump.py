@@ -9,8 +9,6 @@ the snapshot manifest. Nothing claims a BulkDump snapshot that is not complete (
 
 from __future__ import annotations
 
-import hashlib
-
 from fdbcore import bulkdump_dataset as ds
 from fdbcore import errors, naming
 from fdbcore.cluster.interface import BulkDumpBatch, ClusterDriver
@@ -18,11 +16,6 @@ from fdbcore.container.base import BackupContainer
 from fdbcore.formats.bulkdump_manifest import JobManifestEntry
 from fdbcore.formats.snapshot_manifest import BulkDumpSnapshotManifest
 from fdbcore.keys import KeyRange
-
-
-def task_uid(job_id: str, index: int) -> str:
-    """Deterministic task id, so a redelivered task replaces its own folder instead of adding one."""
-    return hashlib.md5(f"{job_id}/{index}".encode()).hexdigest()
 
 
 def dump_piece(
@@ -34,8 +27,14 @@ def dump_piece(
     piece: KeyRange,
     timeout: float | None,
 ) -> list[BulkDumpBatch]:
-    """Dump one piece through the cluster and verify every batch it reports."""
-    batches = driver.bulk_dump(job_id, task_uid(job_id, index), piece, container_url, root=ds.ROOT, timeout=timeout)
+    """Dump one piece through the cluster and verify every batch it reports.
+
+    Every attempt dumps into a task folder of its own: the cluster empties a task's folder before it
+    dumps, so two copies of one task sharing a folder (a redelivery while the first copy still runs)
+    would delete each other's batches between dump and verify. The folders no recorded result names
+    are removed by :func:`delete_unused_task_folders`.
+    """
+    batches = driver.bulk_dump(job_id, naming.new_uid(), piece, container_url, root=ds.ROOT, timeout=timeout)
     try:
         ds.check_batches_cover(batches, [piece])
     except errors.BulkloadDatasetNotCoverRequiredRange as exc:
@@ -46,6 +45,20 @@ def dump_piece(
         if verified.manifest.key_count != b.key_count or verified.manifest.checksum_value != b.checksum:
             raise errors.BulkdumpTaskFailed(f"batch manifest {b.manifest_path} disagrees with what BulkDump reported")
     return batches
+
+
+def delete_unused_task_folders(container: BackupContainer, job_id: str, batches: list[BulkDumpBatch]) -> int:
+    """Remove the job's task folders that no batch of the snapshot is in (attempts that were killed,
+    failed, or lost the race to record their result); returns how many files went."""
+    used = {b.manifest_path.split("/", 2)[1] for b in batches}
+    job_dir = ds.in_root(naming.bulkdump_job_dir(job_id)) + "/"
+    removed = 0
+    for info in list(container.list(job_dir)):
+        task_dir, _, rest = info.path[len(job_dir) :].partition("/")
+        if rest and task_dir not in used:
+            container.delete(info.path)
+            removed += 1
+    return removed
 
 
 def assemble(

@@ -154,10 +154,11 @@ def rangefile_task(ctx: Context, uid: str, seq: int, index: int) -> None:
         exc = errors.ensure_fdb_error(raised)
         if exc.retryable:
             raise
-        record_error(ctx, uid, "rangefile", exc)
-        ctx.backups.put_result(uid, name, str(index), {"error": exc.to_dict()})
+        if ctx.backups.record_outcome(uid, name, str(index), {"error": exc.to_dict()}):
+            record_error(ctx, uid, "rangefile", exc)
         return
-    ctx.backups.put_result(uid, name, str(index), {"files": [rangefile.result_to_json(f) for f in files]})
+    if not ctx.backups.record_outcome(uid, name, str(index), {"files": [rangefile.result_to_json(f) for f in files]}):
+        return  # another copy of this task recorded its files first; ours are orphans finish_rangefile removes
     metrics.BYTES_WRITTEN.labels("rangefile").inc(sum(f.size for f in files))
     metrics.BYTES_READ.labels("rangefile").inc(sum(f.kv_bytes for f in files))
     metrics.FILES_WRITTEN.labels("rangefile").inc(len(files))
@@ -222,7 +223,7 @@ def bulkdump_task(ctx: Context, uid: str, seq: int, index: int) -> None:
     piece = ranges_from_json(job.raw[f"bd_tasks:{seq}"])[index]
     if remaining <= 0:
         err: errors.FDBError = errors.BackupBulkdumpTimeout(f"BulkDump of {piece} passed its deadline")
-        ctx.backups.put_result(uid, name, str(index), {"error": err.to_dict()})
+        ctx.backups.record_outcome(uid, name, str(index), {"error": err.to_dict()})
         return
     try:
         batches = bulkdump.dump_piece(
@@ -239,10 +240,11 @@ def bulkdump_task(ctx: Context, uid: str, seq: int, index: int) -> None:
         if exc.retryable and time.time() < float(job.raw["bd_deadline_at"]):
             raise
         err = exc if exc.code != errors.TimedOut.code else errors.BackupBulkdumpTimeout(exc.message)
-        record_error(ctx, uid, "bulkdump", err)
-        ctx.backups.put_result(uid, name, str(index), {"error": err.to_dict()})
+        if ctx.backups.record_outcome(uid, name, str(index), {"error": err.to_dict()}):
+            record_error(ctx, uid, "bulkdump", err)
         return
-    ctx.backups.put_result(uid, name, str(index), {"batches": [ds.batch_to_json(b) for b in batches]})
+    if not ctx.backups.record_outcome(uid, name, str(index), {"batches": [ds.batch_to_json(b) for b in batches]}):
+        return  # another copy of this task recorded its batches first; finish_bulkdump removes ours
     metrics.BYTES_WRITTEN.labels("bulkdump").inc(sum(b.data_file_size for b in batches))
     metrics.FILES_WRITTEN.labels("bulkdump").inc(sum(2 if b.data_path else 1 for b in batches))
     ctx.backups.incr(uid, "bd_bytes", sum(b.data_file_size for b in batches))
@@ -271,6 +273,7 @@ def finish_bulkdump(ctx: Context, uid: str, seq: int) -> None:
             raise
         _bulkdump_failed(ctx, job, exc)
         return
+    bulkdump.delete_unused_task_folders(container, job.bd_job_id, batches)
     ctx.backups.update(
         uid,
         bd_phase=Phase.COMPLETE,
