@@ -62,7 +62,7 @@ def snapshot_done(self: Task[Any, Any], uid: str) -> None:
     if streams:
         header = [replay.si(uid, s) for s in range(streams)]
         chord(header)(finish.si(uid).on_error(chord_failed.si(uid, "replay")))
-    elif service.load(context(), uid).active:
+    elif streams == 0:
         finish.apply_async((uid,))
 
 

@@ -20,7 +20,7 @@ from fdbcore.catalog import Catalog, LogFileRef, RangeFileRef, RestoreSet
 from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.formats.bulkdump_manifest import JobManifestEntry
 from fdbcore.keys import KeyRange, covers_exactly, normalize_ranges
-from fdbcore.mutations import clear_range
+from fdbcore.mutations import clear, clear_range, set_value
 from workers import metrics, trace
 from workers.context import Context
 from workers.restore import bulkload, rangefile, replay
@@ -62,7 +62,10 @@ def fail(ctx: Context, uid: str, err: errors.FDBError, phase: str) -> None:
 
 
 def _unlock(ctx: Context, job: RestoreJob) -> None:
+    """Release the destination: the restore's own system keys (fence, replay positions), then its lock."""
     driver = ctx.cluster(job.cluster_file)
+    marks = replay.markers_range(job.uid)
+    driver.commit([clear_range(marks.begin, marks.end)], lock_owner=job.lock_owner)
     for r in job.dest_ranges:
         with contextlib.suppress(errors.RangeUnlockReject):  # never locked, or already released
             driver.unlock_range(r, job.lock_owner)
@@ -124,6 +127,7 @@ def _plan(ctx: Context, job: RestoreJob) -> Dispatch:
     driver = ctx.cluster(job.cluster_file)
     for r in job.dest_ranges:
         driver.lock_range(r, job.lock_owner)
+    driver.commit([set_value(snapshot_fence_key(job.uid), b"")], lock_owner=job.lock_owner)
     fields: dict[str, object] = {"snapshot_begin": rs.begin_version, "snapshot_end": rs.end_version}
     if job.mode == RestoreMode.RANGEFILE:
         _check_empty(driver, job)
@@ -256,7 +260,10 @@ def rangefile_task(ctx: Context, uid: str, index: int) -> None:
             job.ranges,
             job.rewrite,
             job.lock_owner,
+            snapshot_fence_key(uid),
         )
+    except rangefile.SnapshotPhaseClosed:
+        return  # another copy restored this file and the log replay has begun
     except Exception as raised:
         exc = errors.ensure_fdb_error(raised)
         if exc.retryable:
@@ -326,10 +333,13 @@ def bulkload_task(ctx: Context, uid: str, index: int) -> None:
     if not job.active or str(index) in ctx.restores.results(uid, "bulkload"):
         return
     entries = _group(job, index)
+    driver = ctx.cluster(job.cluster_file)
+    if driver.get(snapshot_fence_key(uid), driver.get_read_version()) is None:
+        return  # the snapshot phase is over: another copy loaded this group
     ctx.restores.put_result(uid, "bulkload_started", str(index), time.time())
     try:
         parts = bulkload.load_group(
-            ctx.cluster(job.cluster_file),
+            driver,
             job.url,
             job.raw["bulkdump_job_id"],
             entries,
@@ -340,7 +350,12 @@ def bulkload_task(ctx: Context, uid: str, index: int) -> None:
         )
     except Exception as raised:
         exc = errors.ensure_fdb_error(raised)
-        fatal = isinstance(exc, (errors.BulkloadInvalidConfiguration, errors.RangeLockReject))
+        if isinstance(exc, errors.RangeLockReject):
+            # The restore holds the lock on every destination range from its plan on, so the only
+            # load the cluster can be running there is another copy of this task (a redelivery):
+            # wait for it, then find its result recorded.
+            raise errors.Retry(f"BulkLoad group {index}: {exc.message}") from exc
+        fatal = isinstance(exc, errors.BulkloadInvalidConfiguration)
         if exc.retryable and not fatal:
             raise
         if not fatal and ctx.restores.incr(uid, f"bulkload_attempts:{index}") < BULKLOAD_ATTEMPTS:
@@ -377,25 +392,44 @@ def bulkload_task(ctx: Context, uid: str, index: int) -> None:
     metrics.FILES_READ.labels("bulkload").inc(sum(p.files for p in parts))
 
 
-def snapshot_done(ctx: Context, uid: str) -> int:
-    """Prove the snapshot phase complete; returns the number of replay streams to start."""
+def snapshot_done(ctx: Context, uid: str) -> int | None:
+    """Prove the snapshot phase complete and close it; returns the number of replay streams to start
+    (0: none, go straight to ``finish``), or None when the restore is over.
+
+    A second copy (a redelivery, or a callback of a duplicated chord) gets the same count again: the
+    replay tasks it starts find their streams done or race the first ones exactly once. Answering 0
+    there instead would send ``finish`` in while the streams still replay, and abort the restore.
+    """
     job = load(ctx, uid)
-    if not job.active or job.snapshot_phase == PhaseState.COMPLETE:
-        return 0
-    try:
-        _check_snapshot_complete(ctx, job)
-    except errors.FDBError as exc:
-        fail(ctx, uid, exc, "snapshot")
-        return 0
-    ctx.restores.update(
-        uid, snapshot_phase=PhaseState.COMPLETE, log_phase=PhaseState.IN_PROGRESS, snapshot_done_at=time.time()
-    )
-    if job.mode == RestoreMode.BULKLOAD:
-        metrics.BULKLOAD_RESTORES.labels("complete").inc()
-    started = float(job.raw.get("started_at", "0"))
-    if started:
-        metrics.observe_throughput("restore", job.mode.value, job.bytes_written, time.time() - started)
+    if not job.active:
+        return None
+    if job.snapshot_phase != PhaseState.COMPLETE:
+        try:
+            _check_snapshot_complete(ctx, job)
+        except errors.FDBError as exc:
+            fail(ctx, uid, exc, "snapshot")
+            return None
+        # Before any replay commit: a late copy of a snapshot task can no longer write.
+        ctx.cluster(job.cluster_file).commit([clear(snapshot_fence_key(uid))], lock_owner=job.lock_owner)
+        if ctx.restores.compare_and_set(uid, "snapshot_phase", [PhaseState.IN_PROGRESS], PhaseState.COMPLETE):
+            ctx.restores.update(uid, log_phase=PhaseState.IN_PROGRESS, snapshot_done_at=time.time())
+            if job.mode == RestoreMode.BULKLOAD:
+                metrics.BULKLOAD_RESTORES.labels("complete").inc()
+            started = float(job.raw.get("started_at", "0"))
+            if started:
+                metrics.observe_throughput("restore", job.mode.value, job.bytes_written, time.time() - started)
     return len(json.loads(job.raw["streams_json"]))
+
+
+def snapshot_fence_key(uid: str) -> bytes:
+    """A system key in the destination that exists while the restore's snapshot phase is open.
+
+    The plan sets it, ``snapshot_done`` clears it before the log replay writes anything, and every
+    range-file commit reads it with a conflict range: a copy of a snapshot task still running when
+    the replay starts (a redelivery) fails to commit instead of overwriting replayed keys with older
+    snapshot data. It lies under the replay markers' prefix, so ``finish`` clears it with them.
+    """
+    return replay.MARKER_PREFIX + uid.encode() + b"/snapshot_open"
 
 
 def _check_snapshot_complete(ctx: Context, job: RestoreJob) -> None:
@@ -465,12 +499,18 @@ def replay_task(ctx: Context, uid: str, stream: int) -> bool:
     )
     deadline = time.monotonic() + REPLAY_BUDGET_SECONDS
     try:
-        while time.monotonic() < deadline:
+        # Checked after the Replayer read the stored position, and after every lost race: another
+        # copy may have finished this stream, and once all streams are done ``finish`` clears the
+        # positions, so a copy going on from a cleared one would replay the stream a second time.
+        while not _stream_done(ctx, uid, stream) and time.monotonic() < deadline:
             source = (replay.merged_stream if merged else replay.partition_stream)(container, files, rep.position)
             if rep.run(source, deadline - time.monotonic()):
                 ctx.restores.put_result(uid, "replay", str(stream), {"position": list(rep.position)})
                 _count_replay(ctx, uid, rep)
                 return True
+        if time.monotonic() < deadline:
+            _count_replay(ctx, uid, rep)
+            return True
     except Exception as raised:
         exc = errors.ensure_fdb_error(raised)
         if exc.retryable:
@@ -479,6 +519,11 @@ def replay_task(ctx: Context, uid: str, stream: int) -> bool:
         return True
     _count_replay(ctx, uid, rep)
     return False
+
+
+def _stream_done(ctx: Context, uid: str, stream: int) -> bool:
+    """The restore is over, or some copy recorded this stream as replayed."""
+    return not load(ctx, uid).active or str(stream) in ctx.restores.results(uid, "replay")
 
 
 def _count_replay(ctx: Context, uid: str, rep: replay.Replayer) -> None:
@@ -506,9 +551,6 @@ def finish(ctx: Context, uid: str) -> None:
     if len(done) != streams:
         fail(ctx, uid, errors.RestoreMissingData(f"only {len(done)} of {streams} log streams finished"), "replay")
         return
-    driver = ctx.cluster(job.cluster_file)
-    marks = replay.markers_range(uid)
-    driver.commit([clear_range(marks.begin, marks.end)], lock_owner=job.lock_owner)
     _unlock(ctx, job)
     if ctx.restores.compare_and_set(uid, "state", [RestoreState.RUNNING], RestoreState.COMPLETED):
         ctx.restores.update(uid, log_phase=PhaseState.COMPLETE, completed_at=time.time())
