@@ -11,13 +11,26 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from config import Settings
+from fdbcore.container import open_container
 from fdbcore.keys import USER_KEYS
 from tests.backup.helpers import check_bulkdump_matches_cluster, check_range_files_match_cluster
-from tests.faults.helpers import S3Rig, make_backup, restore_exactly
+from tests.faults.helpers import S3Rig, assert_exact, make_backup, restore_exactly, source_cluster
+from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
+from workers.context import Context
+from workers.restore import control, replay, service
+from workers.restore import rangefile as rangefile_restore
+from workers.restore.job import RestoreMode, RestoreState, Rewrite
+from workers.state import connect_state
 
 _RECEIVED = re.compile(r"Task ([\w.]+)\[([0-9a-f-]+)\] received")
 
@@ -81,3 +94,122 @@ def test_every_task_twice_concurrently_still_gives_one_exact_result(s3_rig: S3Ri
         now = duplicated_tasks(fleet)
         assert all(now[t] > seen[t] for t in tasks), f"{mode}: not every kind of restore task ran twice: {now - seen}"
         seen = now
+
+
+# --- late copies, step by step -----------------------------------------------------------------------
+# The races above depend on timing; these two pin the worst interleavings down by driving the restore's
+# steps in this process (real Redis, real clusters, the fleet's own functions) and holding one copy of a
+# task at a chosen point while the restore moves on.
+
+
+@dataclass
+class Steps:
+    ctx: Context
+    uid: str
+    dest: EmbeddedCluster
+
+    def snapshot(self, skip: int | None = None) -> None:
+        tasks = int(service.load(self.ctx, self.uid).raw["snapshot_tasks"])
+        for i in range(tasks):
+            if i != skip:
+                service.rangefile_task(self.ctx, self.uid, i)
+        assert service.snapshot_done(self.ctx, self.uid)
+
+    def replay_all(self) -> None:
+        streams = len(json.loads(service.load(self.ctx, self.uid).raw["streams_json"]))
+        for s in range(streams):
+            while not service.replay_task(self.ctx, self.uid, s):
+                pass
+
+    def finish(self) -> int:
+        service.finish(self.ctx, self.uid)
+        job = service.load(self.ctx, self.uid)
+        assert job.state == RestoreState.COMPLETED, job.raw
+        return job.target_version
+
+
+@pytest.fixture(scope="module")
+def logged_backup(
+    module_cluster_factory: Callable[..., EmbeddedCluster], module_fleet: Fleet, module_dir: Path
+) -> tuple[EmbeddedCluster, str]:
+    """A file:// mode-both backup whose logs change the snapshot's keys (sets, clears, adds)."""
+    source = source_cluster(module_cluster_factory)
+    module_fleet.start_worker(concurrency=2)
+    url = make_backup(module_fleet, source, f"file://{module_dir}/backups")
+    module_fleet.stop()
+    return source, url
+
+
+@pytest.fixture
+def steps(
+    logged_backup: tuple[EmbeddedCluster, str], embedded_cluster_factory: Callable[..., EmbeddedCluster], redis_url: str
+) -> Steps:
+    """A range-file restore of ``logged_backup``, submitted and planned, no step run yet."""
+    _, url = logged_backup
+    dest = embedded_cluster_factory(name="dest")
+    ctx = Context(Settings(redis_url=redis_url), connect_state(f"{redis_url}/2"))
+    req = control.RestoreRequest(
+        "late", url, str(dest.cluster_file), RestoreMode.RANGEFILE, None, [USER_KEYS], Rewrite()
+    )
+    rs = control.check(open_container(url), dest.driver, req)
+    uid = control.submit(ctx.restores, req, rs.target_version)
+    assert service.plan(ctx, uid) is not None
+    return Steps(ctx, uid, dest)
+
+
+def _held(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> tuple[threading.Event, threading.Event]:
+    """Make ``module.name`` wait, in threads named "late" only, until released; returns (reached, release)."""
+    reached, release = threading.Event(), threading.Event()
+    original = getattr(module, name)
+
+    def held(*args: object, **kwargs: object) -> object:
+        if threading.current_thread().name == "late":
+            reached.set()
+            assert release.wait(60)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, held)
+    return reached, release
+
+
+def _late(target: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    out: list[object] = []
+    thread = threading.Thread(target=lambda: out.append(target()), name="late", daemon=True)
+    thread.start()
+    return thread, out
+
+
+def test_a_range_file_copy_held_past_the_snapshot_phase_writes_nothing(
+    steps: Steps, logged_backup: tuple[EmbeddedCluster, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, _ = logged_backup
+    files = json.loads(service.load(steps.ctx, steps.uid).raw["files_json"])
+    biggest = max(range(len(files)), key=lambda i: files[i]["size"])
+    reached, release = _held(monkeypatch, rangefile_restore, "iter_range_file")
+    late, _ = _late(lambda: service.rangefile_task(steps.ctx, steps.uid, biggest))  # read, not yet written
+    assert reached.wait(30)
+    steps.snapshot()  # the first copy restores the file too, and the replay starts
+    steps.replay_all()
+    release.set()
+    late.join(60)
+    assert not late.is_alive()
+    assert_exact(source, steps.dest, steps.finish())
+
+
+def test_a_replay_copy_that_loses_its_race_after_finish_replays_nothing(
+    steps: Steps, logged_backup: tuple[EmbeddedCluster, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, _ = logged_backup
+    steps.snapshot()
+    job = service.load(steps.ctx, steps.uid)
+    streams = json.loads(job.raw["streams_json"])
+    busiest = max(range(len(streams)), key=lambda s: sum(f[1] for f in streams[s]))
+    reached, release = _held(monkeypatch, replay.Replayer, "run")
+    late, out = _late(lambda: service.replay_task(steps.ctx, steps.uid, busiest))  # position read, nothing applied
+    assert reached.wait(30)
+    steps.replay_all()
+    version = steps.finish()  # clears the replay positions and the lock
+    release.set()
+    late.join(60)
+    assert out == [True]
+    assert_exact(source, steps.dest, version)
