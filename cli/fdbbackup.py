@@ -227,7 +227,9 @@ def abort(cluster_file: str | None, tag: str) -> int:
 def discontinue(cluster_file: str | None, tag: str, wait: bool) -> int:
     """Stop a continuous backup once it is restorable."""
     store = _store()
-    control.discontinue(store, tag)
+    job = control.job_for_tag(store, tag)
+    driver = connect(job.cluster_file if job else common.resolve_cluster_file(cluster_file))
+    control.discontinue(store, driver, tag)
     if wait:
         click.echo(f"Discontinued and now waiting for the backup on tag `{tag}' to complete.")
         return _wait(store, tag, stop_when_done=True)

@@ -94,11 +94,13 @@ def abort(store: JobStore, driver: ClusterDriver, tag: str) -> BackupJob:
     return job
 
 
-def discontinue(store: JobStore, tag: str) -> BackupJob:
-    """Let a continuous backup stop once its current snapshot is restorable."""
+def discontinue(store: JobStore, driver: ClusterDriver, tag: str) -> BackupJob:
+    """Let a continuous backup stop once its snapshot is restorable and its logs reach the cluster's
+    version at this moment, so everything committed before the command is in the backup."""
     job = job_for_tag(store, tag)
     if job is None or not job.active:
         raise errors.BackupUnneeded(f"A backup in not running on tag `{printable(tag.encode())}'")
+    store.update(job.uid, stop_version=driver.get_read_version())
     if not store.compare_and_set(job.uid, "stop_when_done", ["0", ""], True):
         raise errors.BackupDuplicate(f"The backup on tag `{printable(tag.encode())}' is already discontinued")
     return job

@@ -420,7 +420,13 @@ def _advance(ctx: Context, job: BackupJob) -> int | None:
     job = load(ctx, job.uid)
     if not job.active:
         return None
-    if job.stop_when_done and _snapshot_finished(job) and job.restorable_version is not None:
+    stop_version = int(job.raw.get("stop_version", "0"))  # set by discontinue: logs must reach it
+    if (
+        job.stop_when_done
+        and _snapshot_finished(job)
+        and job.restorable_version is not None
+        and job.restorable_version >= stop_version
+    ):
         bd_done = job.bd_phase != Phase.COMPLETE or job.bulkload_compatible
         if bd_done and ctx.backups.compare_and_set(
             job.uid, "state", [BackupState.RUNNING_DIFFERENTIAL], BackupState.COMPLETED
