@@ -210,6 +210,7 @@ def run_scale(scale: int, base_keys: int, value_size: int, root: Path) -> Scale:
             dest.root.mkdir()
             dest.start()
             restore(run, urls["both"], dest, mode, source, out)
+            dest.close()  # its background compactions would otherwise slow the next restore
         assert worker.proc.pid
         out.rss_mb["worker (largest pool process)"] = peak_rss_mb(worker.proc.pid)
         out.rss_mb["cluster server (source)"] = peak_rss_mb(source.process.pid if source.process else 0)

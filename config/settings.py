@@ -59,6 +59,10 @@ class Settings:
     #: Seconds between the broker's sweeps for unacknowledged tasks of dead workers (0 = kombu's
     #: default of 10 s x 10). A killed worker's task runs again after visibility_timeout + one sweep.
     redelivery_sweep: int = 0
+    #: Re-read and hash every BulkDump SST at backup time. Off: the backup checks each batch's manifest
+    #: (with the SHA-256 the cluster recorded while writing) and its data file's size; every BulkLoad
+    #: restore hashes all data files before it touches the destination either way.
+    verify_dump_content: bool = False
     #: Port of a worker's Prometheus ``/metrics`` endpoint (0 = none) and the address it listens on.
     metrics_port: int = 0
     metrics_address: str = "127.0.0.1"
@@ -95,6 +99,7 @@ def get_settings() -> Settings:
         bulkdump_deadline=_env_int("BULKDUMP_DEADLINE", Settings.bulkdump_deadline),
         log_dir=_env("LOG_DIR", ""),
         redelivery_sweep=_env_int("REDELIVERY_SWEEP", 0),
+        verify_dump_content=_env_int("VERIFY_DUMP_CONTENT", 0) == 1,
         metrics_port=_env_int("METRICS_PORT", 0),
         metrics_address=_env("METRICS_ADDRESS", Settings.metrics_address),
     )

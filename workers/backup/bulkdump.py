@@ -26,8 +26,12 @@ def dump_piece(
     index: int,
     piece: KeyRange,
     timeout: float | None,
+    *,
+    content_check: bool = False,
 ) -> list[BulkDumpBatch]:
-    """Dump one piece through the cluster and verify every batch it reports.
+    """Dump one piece through the cluster and verify every batch it reports: its manifest parses and
+    agrees with the batch, its data file exists with the size written, and (``content_check``) the data
+    file hashes to the manifest's SHA-256.
 
     Every attempt dumps into a task folder of its own: the cluster empties a task's folder before it
     dumps, so two copies of one task sharing a folder (a redelivery while the first copy still runs)
@@ -41,9 +45,11 @@ def dump_piece(
         raise errors.BulkdumpTaskFailed(f"BulkDump of {piece}: {exc.message}") from None
     for b in batches:
         entry = JobManifestEntry(b.range.begin, b.range.end, b.manifest_path, b.version, b.bytes)
-        verified = ds.verify_entry(container, entry)
+        verified = ds.verify_entry(container, entry, checksum=content_check)
         if verified.manifest.key_count != b.key_count or verified.manifest.checksum_value != b.checksum:
             raise errors.BulkdumpTaskFailed(f"batch manifest {b.manifest_path} disagrees with what BulkDump reported")
+        if verified.data_path and container.size(verified.data_path) != b.data_file_size:
+            raise errors.BulkdumpTaskFailed(f"data file {verified.data_path} is not the size BulkDump wrote")
     return batches
 
 

@@ -234,6 +234,7 @@ def bulkdump_task(ctx: Context, uid: str, seq: int, index: int) -> None:
             index,
             piece,
             remaining,
+            content_check=ctx.settings.verify_dump_content,
         )
     except Exception as raised:
         exc = errors.ensure_fdb_error(raised)
