@@ -65,6 +65,15 @@ def restore_exactly(
     return version
 
 
+def wait_for_exact_restore(fleet: Fleet, source: EmbeddedCluster, dest: EmbeddedCluster, tag: str = "default") -> int:
+    """``fdbrestore wait`` for a restore already submitted; it must succeed with an exact copy."""
+    done = run(fleet, ["fdbrestore", "wait", "-t", tag])
+    assert done.returncode == 0, done.stdout + done.stderr + worker_logs(fleet)
+    version = restored_version(done.stdout)
+    assert_exact(source, dest, version)
+    return version
+
+
 def run(fleet: Fleet, args: list[str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
     """``fleet.run``, but a CLI that hangs fails the test with the job state and the workers' logs."""
     try:

@@ -27,15 +27,14 @@ from tests.backup.helpers import check_bulkdump_matches_cluster, check_range_fil
 from tests.faults.conftest import LONG_ONLY
 from tests.faults.helpers import (
     S3Rig,
-    assert_exact,
     fast_redelivery,
     make_backup,
     restore_exactly,
     restore_job,
-    restored_version,
     run,
     source_cluster,
     state_store,
+    wait_for_exact_restore,
     wait_until,
     worker_logs,
 )
@@ -188,7 +187,4 @@ def test_kill_in_restore_phase_resumes_and_restores_exactly(
         proxy.wait_for(trigger[0], trigger[1], timeout=60)
     time.sleep(random.Random(seed).uniform(0, 2.0))
     kill(fleet, first, whole)
-    done = run(fleet, ["fdbrestore", "wait"])
-    assert done.returncode == 0, done.stdout + done.stderr + worker_logs(fleet)
-    version = restored_version(done.stdout)
-    assert_exact(s3_backup.source, dest, version)
+    wait_for_exact_restore(fleet, s3_backup.source, dest)
