@@ -23,6 +23,9 @@ from workers.context import Context
 from workers.state import ErrorRecord
 
 BULKDUMP_ONLY_ADVICE = "BulkDump failed in --mode bulkdump; retry with --mode rangefile or --mode both"
+#: Attempts of one BulkDump task that fails (not merely a retryable error, which is retried until the
+#: deadline) before the BulkDump snapshot is recorded as failed: a failing storage server may recover.
+BULKDUMP_ATTEMPTS = 5
 #: An idle partition still writes a (possibly empty) file once its pending span exceeds this.
 MAX_LOG_SPAN_SECONDS = 10.0
 
@@ -214,7 +217,8 @@ def _delete_orphans(ctx: Context, job: BackupJob, keep: set[str]) -> None:
 
 
 def bulkdump_task(ctx: Context, uid: str, seq: int, index: int) -> None:
-    """Dump one piece; transient errors propagate (the task retries) until the deadline passes."""
+    """Dump one piece; retryable errors propagate (the task retries) until the deadline passes, and a
+    failure is tried again up to ``BULKDUMP_ATTEMPTS`` times before it is recorded."""
     job = load(ctx, uid)
     name = f"bulkdump:{seq}"
     if not job.active or str(index) in ctx.backups.results(uid, name):
@@ -238,8 +242,12 @@ def bulkdump_task(ctx: Context, uid: str, seq: int, index: int) -> None:
         )
     except Exception as raised:
         exc = errors.ensure_fdb_error(raised)
-        if exc.retryable and time.time() < float(job.raw["bd_deadline_at"]):
+        in_time = time.time() < float(job.raw["bd_deadline_at"])
+        if exc.retryable and in_time:
             raise
+        if in_time and ctx.backups.incr(uid, f"bd_attempts:{seq}:{index}") < BULKDUMP_ATTEMPTS:
+            record_error(ctx, uid, "bulkdump", exc)
+            raise errors.Retry(f"BulkDump of {piece} failed, retrying: {exc.message}") from exc
         err = exc if exc.code != errors.TimedOut.code else errors.BackupBulkdumpTimeout(exc.message)
         if ctx.backups.record_outcome(uid, name, str(index), {"error": err.to_dict()}):
             record_error(ctx, uid, "bulkdump", err)
@@ -308,6 +316,7 @@ def _bulkdump_failed(ctx: Context, job: BackupJob, exc: errors.FDBError) -> None
             job.uid,
             type(err)(f"{err.message}. {BULKDUMP_ONLY_ADVICE}"),
         )
+    _maybe_dual_complete(ctx, job.uid)  # the range files may have finished first
 
 
 def _maybe_dual_complete(ctx: Context, uid: str) -> None:
