@@ -29,20 +29,6 @@ LONG_SEEDS = 20
 LONG_ONLY = pytest.mark.long_only
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--long",
-        action="store_true",
-        default=False,
-        help="fault suite: many random seeds (S3 fault rates, kill timings) and every kill variant",
-    )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "long_only: a fault-suite variant that only runs with --long")
-    config.addinivalue_line("markers", "seeds(long=N): how many seeds a seeded fault test runs with --long")
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test that takes ``seed`` runs once per seed (one by default; ``--long``: many)."""
     if "seed" in metafunc.fixturenames:
