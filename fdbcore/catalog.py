@@ -35,6 +35,8 @@ from fdbcore.keys import KeyRange, from_hex_plain, normalize_ranges, to_hex_plai
 from fdbcore.logcoverage import drop_subset_duplicates, partitioned_continuous_end, v1_chain
 
 MUTATION_LOG_DEFAULT, MUTATION_LOG_PARTITIONED = 0, 1
+#: The content of ``properties/log_checksums`` in a backup that records every log file's SHA-256.
+LOG_CHECKSUM_ALGORITHM = b"sha256"
 
 
 class SnapshotKind(StrEnum):
@@ -162,6 +164,8 @@ class RestoreSet:
     #: Tag -> key range when the partitioned logs are disjoint key-range partitions (written by us);
     #: None when tags must be merged into one ordered stream (FDB's backup workers, V1 logs).
     partitions: dict[int, KeyRange] | None = field(default=None)
+    #: Every log file's SHA-256 is recorded (``logsums/``, ours); False for FDB's backups.
+    log_checksums: bool = False
 
 
 def encode_partition_map(partitions: dict[int, KeyRange]) -> bytes:
@@ -217,6 +221,35 @@ class Catalog:
                     )
                     out.append(ref)
         return out
+
+    def log_checksums_recorded(self) -> bool:
+        """Whether the backup records every log file's SHA-256 (ours do; FDB's do not)."""
+        path = naming.property_path(naming.LOG_CHECKSUMS)
+        try:
+            value = self.container.read(path)
+        except errors.FileNotFound:
+            if next(iter(self.container.list(naming.LOG_CHECKSUMS_PREFIX)), None) is not None:
+                raise errors.RestoreCorruptedData(
+                    f"{path} is missing, yet the backup records log checksums under {naming.LOG_CHECKSUMS_PREFIX}"
+                ) from None
+            return False
+        if value.strip() != LOG_CHECKSUM_ALGORITHM:
+            raise errors.RestoreCorruptedData(f"{path} names an unknown checksum: {value[:40]!r}")
+        return True
+
+    def lost_log_files(self, present: Sequence[LogFileRef]) -> list[naming.LogFileName]:
+        """Log files whose SHA-256 was recorded but that are gone, leaving versions that no remaining
+        file of their tag covers (a crashed writer's leftover record is covered by its successor)."""
+        spans: dict[tuple[bool, int | None], list[tuple[int, int]]] = {}
+        for f in present:
+            spans.setdefault((f.partitioned, f.tag), []).append((f.begin, f.end))
+        have = {f.path for f in present}
+        lost = []
+        for info in self.container.list(naming.LOG_CHECKSUMS_PREFIX):
+            n = naming.parse_log_checksum_path(info.path)
+            if n is not None and n.path not in have and not _covered(n.begin, n.end, spans.get((n.partitioned, n.tag))):
+                lost.append(n)
+        return lost
 
     def snapshots(self) -> list[SnapshotRef]:
         """Every snapshot manifest, parsed (a corrupt manifest raises), oldest end version first."""
@@ -289,6 +322,10 @@ class Catalog:
         ``target_version`` None means the newest restorable version for this mode.
         """
         desc = self.describe()
+        all_logs = self.log_files()
+        checksummed = self.log_checksums_recorded()
+        if checksummed:
+            self._refuse_lost_logs(all_logs, desc, target_version)
         kind = SnapshotKind.BULKDUMP if mode == "bulkload" else SnapshotKind.RANGEFILE
         span = desc.restorable_range(kind)
         if span is None:
@@ -306,7 +343,7 @@ class Catalog:
             )
         wanted = normalize_ranges(ranges)
         partitioned = desc.mutation_log_type == MUTATION_LOG_PARTITIONED
-        logs = [f for f in self.log_files() if f.partitioned == partitioned]
+        logs = [f for f in all_logs if f.partitioned == partitioned]
         chain = _LogChains(logs, partitioned)
         for snap in sorted(desc.snapshots, key=lambda s: s.end_version, reverse=True):
             if snap.kind != kind or snap.end_version > target or snap.max_restorable is None:
@@ -324,10 +361,21 @@ class Catalog:
                 if log_end is None or log_end <= target:
                     continue
                 log_files = chain.needed(begin, target)
-            return RestoreSet(target, snap, files, log_files, begin, end, desc.partitions)
+            return RestoreSet(target, snap, files, log_files, begin, end, desc.partitions, checksummed)
         raise errors.RestoreMissingData(
             f"no {kind.value} snapshot and continuous logs of {desc.url} reach version {target}"
         )
+
+    def _refuse_lost_logs(self, logs: Sequence[LogFileRef], desc: Description, target: int | None) -> None:
+        """A deleted log file shortens the chain, which would quietly lower the newest restorable
+        version; the recorded checksums show it is gone, so name it instead."""
+        floor = max(v for v in (desc.expired_end, desc.unreliable_end, 0) if v is not None)
+        for n in self.lost_log_files(logs):
+            if n.end > floor and (target is None or n.begin <= target):
+                raise errors.RestoreMissingData(
+                    f"log file {n.path} is missing: the backup recorded it, and no other file holds "
+                    f"versions [{n.begin}, {n.end}) of its tag"
+                )
 
     def _snapshot_files(self, snap: SnapshotRef, wanted: list[KeyRange]) -> tuple[list[RangeFileRef], int, int]:
         if isinstance(snap.manifest, BulkDumpSnapshotManifest):
@@ -378,6 +426,16 @@ def _subtract(r: KeyRange, c: KeyRange) -> list[KeyRange]:
 
 def _with_log_end(s: SnapshotRef, log_end: int | None) -> SnapshotRef:
     return SnapshotRef(s.path, s.begin_version, s.end_version, s.total_bytes, s.kind, s.manifest, log_end)
+
+
+def _covered(begin: int, end: int, spans: Sequence[tuple[int, int]] | None) -> bool:
+    """``[begin, end)`` lies within the union of ``spans``."""
+    pos = begin
+    for b, e in sorted(spans or ()):
+        if b > pos:
+            break
+        pos = max(pos, e)
+    return pos >= end
 
 
 class _LogChains:
@@ -445,7 +503,8 @@ def expire(
     for f in logs:
         if f.begin < end_version < f.end:
             cutoff = min(cutoff, f.begin)
-    doomed = [f.path for f in logs if f.end <= cutoff]
+    doomed_logs = [f.path for f in logs if f.end <= cutoff]
+    doomed = list(doomed_logs)
     doomed += [f.path for f in catalog.range_files() if f.version < cutoff]
     gone_snapshots = [s for s in desc.snapshots if s.end_version < cutoff]
     doomed += [s.path for s in gone_snapshots]
@@ -454,6 +513,8 @@ def expire(
         container.write(unreliable, format_version_property(cutoff))
     for path in doomed:
         container.delete(path)
+    for path in doomed_logs:  # after its log file: a record without its file below the floor is harmless
+        container.delete(naming.log_checksum_path(path))
     deleted = len(doomed)
     for s in gone_snapshots:
         if isinstance(s.manifest, BulkDumpSnapshotManifest):

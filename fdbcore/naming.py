@@ -183,6 +183,29 @@ def parse_log_file_path(path: str) -> LogFileName | None:
     return None
 
 
+#: Our extension: ``logsums/<log file path>.sha256`` holds the SHA-256 of that log file (64 hex digits
+#: and a newline). Outside ``logs/`` and ``plogs/``, so FDB's listings never see it.
+LOG_CHECKSUMS_PREFIX: Final = "logsums/"
+_LOG_CHECKSUM_SUFFIX: Final = ".sha256"
+
+
+def log_checksum_path(log_path: str) -> str:
+    """Where the SHA-256 of the log file ``log_path`` is recorded."""
+    if parse_log_file_path(log_path) is None or not log_path.startswith((LOGS_PREFIX, PLOGS_PREFIX)):
+        raise ValueError(f"not a log file path: {log_path!r}")
+    return f"{LOG_CHECKSUMS_PREFIX}{log_path}{_LOG_CHECKSUM_SUFFIX}"
+
+
+def parse_log_checksum_path(path: str) -> LogFileName | None:
+    """The log file whose SHA-256 ``path`` records, or None when ``path`` is not such a record."""
+    if not (path.startswith(LOG_CHECKSUMS_PREFIX) and path.endswith(_LOG_CHECKSUM_SUFFIX)):
+        return None
+    log_path = path[len(LOG_CHECKSUMS_PREFIX) : -len(_LOG_CHECKSUM_SUFFIX)]
+    if not log_path.startswith((LOGS_PREFIX, PLOGS_PREFIX)):
+        return None
+    return parse_log_file_path(log_path)
+
+
 # --- snapshot manifests -----------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class SnapshotManifestName:
@@ -229,9 +252,13 @@ ENCRYPTION_METADATA: Final = "encryption_metadata"
 #: Our extension: JSON listing the key range of each ``plogs/`` tag when tags are disjoint key-range
 #: partitions (which lets restore replay tags independently). FDB reads only the names above.
 LOG_PARTITION_MAP: Final = "log_partition_map"
+#: Our extension: present (``sha256``) when every log file of the backup has its SHA-256 recorded under
+#: :data:`LOG_CHECKSUMS_PREFIX`; written before the first log file.
+LOG_CHECKSUMS: Final = "log_checksums"
 PROPERTY_NAMES: Final = frozenset(
     {
         LOG_PARTITION_MAP,
+        LOG_CHECKSUMS,
         LOG_BEGIN_VERSION,
         LOG_END_VERSION,
         EXPIRED_END_VERSION,

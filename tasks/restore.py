@@ -1,7 +1,8 @@
 """Restore tasks: ``plan -> snapshot phase -> snapshot_done -> replay partitions -> finish``.
 
-Range-file mode: a chord of per-file tasks. BulkLoad mode: a chord of verify tasks whose callback
-checks the destination's knobs and then runs a chord of BulkLoad groups. Both end in
+Both modes start with a chord of verify tasks (every file the restore will read proven intact,
+:mod:`workers.restore.verify`) whose callback checks the destination (BulkLoad: its knobs) and runs
+the snapshot phase: a chord of per-file range-file tasks, or of BulkLoad groups. Both end in
 ``restore.snapshot_done``, which proves every range arrived before the log replay chord starts.
 Replay tasks hand over to a fresh copy of themselves (``Task.replace``) to keep each run bounded.
 """
@@ -24,12 +25,8 @@ def start(self: Task[Any, Any], uid: str) -> None:
     dispatch = retry.run(self, service.plan, context(), uid)
     if dispatch is None:
         return
-    if dispatch.mode == RestoreMode.RANGEFILE:
-        header = [rangefile.si(uid, i) for i in range(dispatch.snapshot_tasks)]
-        chord(header)(snapshot_done.si(uid).on_error(chord_failed.si(uid, "rangefile")))
-    else:
-        header = [verify.si(uid, i) for i in range(dispatch.snapshot_tasks)]
-        chord(header)(load.si(uid).on_error(chord_failed.si(uid, "verify")))
+    header = [verify.si(uid, i) for i in range(dispatch.tasks)]
+    chord(header)(load.si(uid).on_error(chord_failed.si(uid, "verify")))
     service.mark_dispatched(context(), uid)
 
 
@@ -45,9 +42,15 @@ def verify(self: Task[Any, Any], uid: str, index: int) -> None:
 
 @app.task(name="restore.load", queue="restore", bind=True)
 def load(self: Task[Any, Any], uid: str) -> None:
-    groups = retry.run(self, service.prerequisites, context(), uid)
-    if groups:
-        header = [bulkload.si(uid, i) for i in range(groups)]
+    """Callback of the verify chord: the snapshot phase of the restore's mode."""
+    dispatch = retry.run(self, service.prerequisites, context(), uid)
+    if dispatch is None:
+        return
+    if dispatch.mode == RestoreMode.RANGEFILE:
+        header = [rangefile.si(uid, i) for i in range(dispatch.tasks)]
+        chord(header)(snapshot_done.si(uid).on_error(chord_failed.si(uid, "rangefile")))
+    else:
+        header = [bulkload.si(uid, i) for i in range(dispatch.tasks)]
         chord(header)(snapshot_done.si(uid).on_error(chord_failed.si(uid, "bulkload")))
 
 

@@ -8,6 +8,7 @@ of a block (FDB's ``restore_bad_read``). Writers take any :class:`Sink` (a ``Con
 
 from __future__ import annotations
 
+import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -19,6 +20,21 @@ from fdbcore.container.base import BackupContainer
 
 class Sink(Protocol):
     def write(self, data: bytes, /) -> object: ...
+
+
+class HashingSink:
+    """A sink that passes every write on and keeps the SHA-256 of all of it (what the backup records)."""
+
+    def __init__(self, out: Sink) -> None:
+        self._out = out
+        self._sha = hashlib.sha256()
+
+    def write(self, data: bytes, /) -> object:
+        self._sha.update(data)
+        return self._out.write(data)
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
 
 
 class ByteSource(ABC):

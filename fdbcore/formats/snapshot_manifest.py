@@ -7,14 +7,22 @@ strings in which ``" \\ \\b \\f \\n \\r \\t`` get their short escapes and every 
 Two kinds exist: the range-file manifest (files and their key ranges) and, in 8.0, the BulkDump
 manifest (a job id and the backup ranges, no files). FDB writes ``totalBytes`` and ``totalKeys`` as 0
 for the latter; we write the true values, which FDB's reader accepts as well.
+
+Integrity (our addition; FDB's reader ignores unknown fields): a manifest may list the SHA-256 of the
+files it stands for (``fileSha256``: range files, or a BulkDump job's job manifest and batch
+manifests, by container path), and then carries its own SHA-256 (``manifestSha256``, over the
+canonical text without that field). The reader checks the latter, so one flipped byte anywhere in
+such a manifest is ``restore_corrupted_data``; manifests without it (FDB's, or older ones) parse as
+before.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from fdbcore import errors
@@ -23,6 +31,9 @@ from fdbcore.keys import KeyRange
 BULKDUMP_SNAPSHOT_TYPE = "bulkdump"
 _INT64 = range(-(2**63), 2**63)
 _UID = re.compile(r"[0-9a-f]{32}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+FILE_SHA256 = "fileSha256"
+MANIFEST_SHA256 = "manifestSha256"
 
 _Json: TypeAlias = "bool | int | bytes | str | list[_Json] | dict[bytes, _Json]"
 
@@ -34,6 +45,47 @@ _ESCAPE_TABLE = {
 
 def _string(raw: bytes) -> str:
     return '"' + raw.decode("latin-1").translate(_ESCAPE_TABLE) + '"'
+
+
+def _sealed(doc: dict[bytes, _Json], checksums: Mapping[str, str]) -> bytes:
+    """The manifest text; with file checksums, plus those and the SHA-256 of the text without it."""
+    if not checksums:
+        return _dump(doc).encode("ascii")
+    for path, digest in checksums.items():
+        if not _SHA256.fullmatch(digest):
+            raise errors.InternalError(f"SHA-256 of {path} is not 64 lowercase hex digits: {digest!r}")
+    doc = {**doc, FILE_SHA256.encode(): {p.encode("utf-8"): d for p, d in checksums.items()}}
+    digest = hashlib.sha256(_dump(doc).encode("ascii")).hexdigest()
+    return _dump({**doc, MANIFEST_SHA256.encode(): digest}).encode("ascii")
+
+
+def _canonical(value: object) -> _Json:
+    """A parsed JSON value back in the writer's terms (strings as the bytes they escape)."""
+    if isinstance(value, str):
+        return _raw(value, "manifest string")
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if isinstance(value, dict):
+        return {_raw(k, "manifest key"): _canonical(v) for k, v in value.items()}
+    if isinstance(value, bool | int):
+        return value
+    raise errors.RestoreCorruptedData(f"manifest value {value!r} is neither a string, an integer nor a container")
+
+
+def _check_seal(doc: dict[str, object], name: str) -> dict[str, str]:
+    """Verify ``manifestSha256`` when present; return the file checksums (empty when absent)."""
+    if MANIFEST_SHA256 not in doc:
+        if FILE_SHA256 in doc:
+            raise errors.RestoreCorruptedData(f"{name}: {FILE_SHA256} without {MANIFEST_SHA256}")
+        return {}
+    rest = {k: v for k, v in doc.items() if k != MANIFEST_SHA256}
+    actual = hashlib.sha256(_dump(_canonical(rest)).encode("ascii")).hexdigest()
+    if actual != doc[MANIFEST_SHA256]:
+        raise errors.RestoreCorruptedData(f"{name} is corrupt: its content does not match its {MANIFEST_SHA256}")
+    sums = doc.get(FILE_SHA256)
+    if not isinstance(sums, dict) or not all(isinstance(v, str) and _SHA256.fullmatch(v) for v in sums.values()):
+        raise errors.RestoreCorruptedData(f"{name}: {FILE_SHA256} is not an object of SHA-256 digests")
+    return {_path(k, f"{name}: {FILE_SHA256} path"): str(v) for k, v in sums.items()}
 
 
 def _dump(value: _Json) -> str:
@@ -59,6 +111,8 @@ class SnapshotManifest:
     files: tuple[str, ...]
     key_ranges: Mapping[str, KeyRange]
     total_bytes: int
+    #: SHA-256 of each range file, by path (empty: not recorded).
+    checksums: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         doc: dict[bytes, _Json] = {
@@ -71,7 +125,7 @@ class SnapshotManifest:
             doc[b"keyRanges"] = {
                 path.encode("utf-8"): {b"beginKey": r.begin, b"endKey": r.end} for path, r in self.key_ranges.items()
             }
-        return _dump(doc).encode("ascii")
+        return _sealed(doc, self.checksums)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +143,8 @@ class BulkDumpSnapshotManifest:
     ranges: tuple[KeyRange, ...]
     total_bytes: int
     total_keys: int
+    #: SHA-256 of the job manifest and of every batch manifest, by container path (empty: not recorded).
+    checksums: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         if not _UID.fullmatch(self.job_id):
@@ -103,7 +159,7 @@ class BulkDumpSnapshotManifest:
             b"totalBytes": self.total_bytes,
             b"totalKeys": self.total_keys,
         }
-        return _dump(doc).encode("ascii")
+        return _sealed(doc, self.checksums)
 
 
 def _raw(value: object, what: str) -> bytes:
@@ -154,6 +210,7 @@ def parse_snapshot_manifest(
         ) from None
     if not isinstance(doc, dict):
         raise errors.RestoreCorruptedData(f"{name} is not a JSON object")
+    checksums = _check_seal(doc, name)
     if begin_version > end_version:
         raise errors.RestoreCorruptedData(f"{name}: begin version {begin_version} is after end {end_version}")
     for key, expected in (("beginVersion", begin_version), ("endVersion", end_version)):
@@ -177,6 +234,7 @@ def parse_snapshot_manifest(
             ranges=tuple(_range(r, "begin", "end", f"{name}: range") for r in ranges),
             total_bytes=total_bytes,
             total_keys=_int(doc, "totalKeys", name),
+            checksums=checksums,
         )
     key_ranges = doc.get("keyRanges", {})
     if not isinstance(key_ranges, dict):
@@ -190,4 +248,5 @@ def parse_snapshot_manifest(
             for path, r in key_ranges.items()
         },
         total_bytes=total_bytes,
+        checksums=checksums,
     )

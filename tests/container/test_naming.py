@@ -250,3 +250,15 @@ def test_backup_folder_name() -> None:
     assert naming.backup_folder_name(aware) == expected
     other = aware.astimezone(timezone(timedelta(hours=5)))
     assert naming.backup_folder_name(other) == expected  # the same instant, in local time
+
+
+def test_log_checksum_records_pair_with_their_log_files() -> None:
+    log = naming.log_file_path(100, 200, UID, 1024, tag=1, total_tags=2)
+    record = naming.log_checksum_path(log)
+    assert record == f"logsums/plogs/0000/0000/log,100,200,{UID},1-of-2,1024.sha256"
+    parsed = naming.parse_log_checksum_path(record)
+    assert parsed is not None and parsed.path == log and (parsed.begin, parsed.end, parsed.tag) == (100, 200, 1)
+    for other in (log, f"logsums/{log}", f"logsums/kvranges/x/{UID}.sha256", "logsums/plogs/0000/0000/log.sha256"):
+        assert naming.parse_log_checksum_path(other) is None
+    with pytest.raises(ValueError, match="not a log file"):
+        naming.log_checksum_path("snapshots/snapshot,1,2,3")

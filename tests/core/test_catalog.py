@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
 import pytest
 
 from fdbcore import errors, naming
-from fdbcore.catalog import Catalog, SnapshotKind, encode_partition_map, expire
+from fdbcore.catalog import LOG_CHECKSUM_ALGORITHM, Catalog, SnapshotKind, encode_partition_map, expire
 from fdbcore.container.local import LocalContainer
 from fdbcore.formats.partitioned_log import PartitionedLogWriter
 from fdbcore.formats.rangefile import write_range_file
@@ -29,12 +30,16 @@ def put_range_file(c: LocalContainer, snap: int, idx: int, version: int, r: KeyR
     return path
 
 
-def put_plog(c: LocalContainer, begin: int, end: int, tag: int, total: int = 2) -> None:
+def put_plog(c: LocalContainer, begin: int, end: int, tag: int, total: int = 2, uid: str = UID) -> str:
+    """A one-mutation log file and, as our backups write them, the record of its SHA-256."""
     buf = io.BytesIO()
     w = PartitionedLogWriter(buf, 4096)
     w.add(begin, 0, set_value(b"a" if tag == 0 else b"n", b"x"))
     w.finish()
-    c.write(naming.log_file_path(begin, end, UID, 4096, tag=tag, total_tags=total), buf.getvalue())
+    path = naming.log_file_path(begin, end, uid, 4096, tag=tag, total_tags=total)
+    c.write(path, buf.getvalue())
+    c.write(naming.log_checksum_path(path), f"{hashlib.sha256(buf.getvalue()).hexdigest()}\n".encode())
+    return path
 
 
 def put_range_snapshot(c: LocalContainer, snap: int, versions: tuple[int, int]) -> None:
@@ -54,6 +59,7 @@ def container(tmp_path: Path) -> LocalContainer:
     c = LocalContainer(str(tmp_path / "backup"))
     c.create()
     c.write(naming.property_path(naming.LOG_PARTITION_MAP), encode_partition_map({0: A, 1: M}))
+    c.write(naming.property_path(naming.LOG_CHECKSUMS), LOG_CHECKSUM_ALGORITHM)
     # logs: [100, 200) and [200, 300) for both tags
     for tag in (0, 1):
         put_plog(c, 100, 200, tag)
@@ -121,6 +127,7 @@ def test_versions_outside_the_range_are_named_errors(
 def test_bulkload_without_dataset_points_to_rangefile(tmp_path: Path) -> None:
     c = LocalContainer(str(tmp_path / "b"))
     c.create()
+    c.write(naming.property_path(naming.LOG_CHECKSUMS), LOG_CHECKSUM_ALGORITHM)
     for tag in (0, 1):
         put_plog(c, 100, 200, tag)
     put_range_snapshot(c, 110, (120, 150))
@@ -152,6 +159,36 @@ def test_expire_refuses_to_break_restorability_and_moves_back_inside_a_log(conta
     assert Catalog(container).describe().restorable_range() == (150, 299)
 
 
+def test_a_deleted_log_file_is_named_instead_of_lowering_the_restorable_version(container: LocalContainer) -> None:
+    rs = Catalog(container).restore_set(None, [USER_KEYS], "rangefile")
+    assert rs.target_version == 299 and rs.log_checksums
+    container.delete(naming.log_file_path(200, 300, UID, 4096, tag=1, total_tags=2))
+    assert Catalog(container).describe().restorable_range() == (150, 199)  # all the listing alone can see
+    with pytest.raises(errors.RestoreMissingData, match=r"log,200,300,.*is missing.*\[200, 300\)"):
+        Catalog(container).restore_set(None, [USER_KEYS], "rangefile")
+    with pytest.raises(errors.RestoreMissingData, match="is missing"):
+        Catalog(container).restore_set(250, [USER_KEYS], "rangefile")
+    assert Catalog(container).restore_set(180, [USER_KEYS], "rangefile").target_version == 180  # before the hole
+
+
+def test_the_log_checksums_property_cannot_be_lost_quietly(container: LocalContainer) -> None:
+    container.delete(naming.property_path(naming.LOG_CHECKSUMS))
+    with pytest.raises(errors.RestoreCorruptedData, match="log_checksums is missing"):
+        Catalog(container).restore_set(None, [USER_KEYS], "rangefile")
+    container.write(naming.property_path(naming.LOG_CHECKSUMS), b"md5")
+    with pytest.raises(errors.RestoreCorruptedData, match="unknown checksum"):
+        Catalog(container).restore_set(None, [USER_KEYS], "rangefile")
+
+
+def test_a_crashed_writers_leftover_record_is_covered_by_its_successor(container: LocalContainer) -> None:
+    """A round that lost its race deletes its file, then its record; a crash between leaves the record."""
+    loser = put_plog(container, 200, 250, 0, uid="f" * 32)
+    container.delete(loser)
+    catalog = Catalog(container)
+    assert catalog.lost_log_files(catalog.log_files()) == []
+    assert catalog.restore_set(None, [USER_KEYS], "rangefile").target_version == 299
+
+
 def test_forced_expire_deletes_old_data_and_bulkdump_datasets(container: LocalContainer) -> None:
     container.write(f"bulkdump_data/{JOB}/job-manifest.txt", b"x")
     result = expire(container, 200, force=True)
@@ -160,4 +197,5 @@ def test_forced_expire_deletes_old_data_and_bulkdump_datasets(container: LocalCo
     assert desc.snapshots == [] and desc.restorable_range() is None
     assert (desc.expired_end, desc.unreliable_end, desc.min_log_begin) == (200, 200, 200)
     assert not list(container.list("bulkdump_data/"))
+    assert [naming.parse_log_checksum_path(i.path).begin for i in container.list("logsums/")] == [200, 200]  # type: ignore[union-attr]
     assert expire(container, 150, force=True).deleted_files == 0  # already expired further

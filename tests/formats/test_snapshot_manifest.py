@@ -118,3 +118,47 @@ def test_range_manifest_round_trip(files: dict[str, list[bytes]], total: int) ->
 def test_bulkdump_manifest_round_trip(ranges: list[list[bytes]], nbytes: int, nkeys: int) -> None:
     m = BulkDumpSnapshotManifest(3, 4, JOB, tuple(KeyRange(*r) for r in ranges), nbytes, nkeys)
     assert parse_snapshot_manifest(m.to_json(), 3, 4) == m
+
+
+def _sealed() -> SnapshotManifest:
+    return SnapshotManifest(
+        begin_version=100,
+        end_version=120,
+        files=(F1, F2),
+        key_ranges={F1: KeyRange(b"", TRICKY), F2: KeyRange(TRICKY, b"\xff")},
+        total_bytes=2048,
+        checksums={F1: "a" * 64, F2: "b" * 64},
+    )
+
+
+def test_sealed_manifest_round_trips_with_its_checksums() -> None:
+    m = _sealed()
+    text = m.to_json()
+    assert b'"fileSha256":{' in text and b'"manifestSha256":"' in text
+    assert parse_snapshot_manifest(text, 100, 120) == m
+    bulk = BulkDumpSnapshotManifest(100, 120, JOB, (KeyRange(b"", b"\xff"),), 10, 1, {"bulkdump_data/x": "c" * 64})
+    assert parse_snapshot_manifest(bulk.to_json(), 100, 120) == bulk
+
+
+def test_every_flipped_byte_of_a_sealed_manifest_is_refused_or_changes_nothing() -> None:
+    """A flip is refused, unless it lands in a ``\\u00HH`` escape's high byte, which FDB's reader
+    ignores (so the manifest still says exactly what was sealed)."""
+    m = _sealed()
+    text = m.to_json()
+    harmless = 0
+    for i in range(len(text)):
+        damaged = text[:i] + bytes([text[i] ^ 0x01]) + text[i + 1 :]
+        try:
+            parsed = parse_snapshot_manifest(damaged, 100, 120)
+        except (errors.RestoreCorruptedData, errors.RestoreError):
+            continue
+        assert parsed == m, f"a flip at byte {i} changed the manifest without being noticed"
+        harmless += 1
+    assert harmless <= text.count(b"\\u00") * 2
+
+
+def test_file_checksums_without_the_seal_are_refused() -> None:
+    doc = json.loads(_sealed().to_json())
+    del doc["manifestSha256"]
+    with pytest.raises(errors.RestoreCorruptedData, match="without manifestSha256"):
+        parse_snapshot_manifest(json.dumps(doc).encode(), 100, 120)

@@ -9,11 +9,14 @@ the snapshot manifest. Nothing claims a BulkDump snapshot that is not complete (
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
+
 from fdbcore import bulkdump_dataset as ds
 from fdbcore import errors, naming
 from fdbcore.cluster.interface import BulkDumpBatch, ClusterDriver
 from fdbcore.container.base import BackupContainer
-from fdbcore.formats.bulkdump_manifest import JobManifestEntry
+from fdbcore.formats.bulkdump_manifest import JobManifestEntry, format_job_manifest
 from fdbcore.formats.snapshot_manifest import BulkDumpSnapshotManifest
 from fdbcore.keys import KeyRange
 
@@ -67,16 +70,37 @@ def delete_unused_task_folders(container: BackupContainer, job_id: str, batches:
     return removed
 
 
+def manifest_checksums(container: BackupContainer, batches: list[BulkDumpBatch]) -> dict[str, str]:
+    """SHA-256 of each batch manifest as it is now (just verified), by container path: the snapshot
+    manifest records them, so a restore proves every manifest unchanged before it loads anything."""
+    return {
+        ds.in_root(b.manifest_path): hashlib.sha256(container.read(ds.in_root(b.manifest_path))).hexdigest()
+        for b in batches
+    }
+
+
 def assemble(
-    container: BackupContainer, job_id: str, batches: list[BulkDumpBatch], backup_ranges: list[KeyRange]
+    container: BackupContainer,
+    job_id: str,
+    batches: list[BulkDumpBatch],
+    backup_ranges: list[KeyRange],
+    manifest_sums: Mapping[str, str] | None = None,
 ) -> tuple[str, BulkDumpSnapshotManifest]:
-    """Write ``job-manifest.txt`` after checking the whole job; return the snapshot manifest to write."""
+    """Write ``job-manifest.txt`` after checking the whole job; return the snapshot manifest to write.
+
+    With ``manifest_sums`` (every batch manifest's SHA-256), the snapshot manifest records those and
+    the job manifest's, sealing the whole dataset: the SSTs' own SHA-256 are in the batch manifests.
+    """
     if not batches:
         raise errors.BackupBulkdumpFailed("BulkDump produced no batches")
     try:
-        ds.write_job_manifest(container, job_id, batches, backup_ranges)
+        entries = ds.write_job_manifest(container, job_id, batches, backup_ranges)
     except (errors.BulkloadDatasetNotCoverRequiredRange, errors.BulkdumpTaskFailed) as exc:
         raise errors.BackupBulkdumpFailed(exc.message) from None
+    checksums: dict[str, str] = {}
+    if manifest_sums is not None and all(ds.in_root(b.manifest_path) in manifest_sums for b in batches):
+        job_text = format_job_manifest(entries).encode()
+        checksums = {ds.job_manifest_path(job_id): hashlib.sha256(job_text).hexdigest(), **manifest_sums}
     manifest = BulkDumpSnapshotManifest(
         begin_version=min(b.version for b in batches),
         end_version=max(b.version for b in batches),
@@ -84,6 +108,7 @@ def assemble(
         ranges=tuple(backup_ranges),
         total_bytes=sum(b.data_file_size for b in batches),
         total_keys=sum(b.key_count for b in batches),
+        checksums=checksums,
     )
     path = naming.snapshot_manifest_path(manifest.begin_version, manifest.end_version, manifest.total_bytes)
     if container.exists(path) and container.read(path) != manifest.to_json():

@@ -3,9 +3,10 @@
 Logs are partitioned by key range (one cluster capture and one ``plogs/`` tag per partition), so
 restore can replay partitions in parallel. A round, per partition: read the retained mutations from
 the saved version, write ``log,<saved>,<end>,<uid>,<tag>-of-<n>,<bs>`` covering ``[saved, end)``,
-compare-and-set the saved version, then pop the cluster's retention. A file is written when the
-partition has mutations, when its pending span grows past the maximum span, or when the backup is
-about to stop; idle partitions therefore cost no objects most rounds.
+record its SHA-256 (``logsums/``), compare-and-set the saved version, then pop the cluster's
+retention. A file is written when the partition has mutations, when its pending span grows past the
+maximum span, or when the backup is about to stop; idle partitions therefore cost no objects most
+rounds.
 
 Exactly one chain runs per backup. Round ``n`` runs only while holding the backup's lease and when
 the record says ``log_round == n``; a redelivered stale round either re-enqueues the current round
@@ -26,6 +27,7 @@ from fdbcore import naming
 from fdbcore.cluster.interface import ClusterDriver, LoggedMutation
 from fdbcore.container.base import BackupContainer
 from fdbcore.formats.framing import DEFAULT_BLOCK_SIZE
+from fdbcore.formats.io import HashingSink
 from fdbcore.formats.partitioned_log import PartitionedLogWriter
 from workers import metrics
 from workers.backup.job import BackupJob
@@ -75,15 +77,18 @@ def flush_partition(
         saved, end, naming.new_uid(), DEFAULT_BLOCK_SIZE, tag=tag, total_tags=len(job.partitions)
     )
     with container.open_write(path) as out:
-        writer = PartitionedLogWriter(out, DEFAULT_BLOCK_SIZE)
+        hashed = HashingSink(out)
+        writer = PartitionedLogWriter(hashed, DEFAULT_BLOCK_SIZE)
         for m in mutations:
             if not saved <= m.version < end:
                 raise AssertionError(f"capture {capture} returned version {m.version} outside [{saved}, {end})")
             writer.add(m.version, m.subsequence, m.mutation)
         writer.finish()
         size = out.bytes_written
+    container.write(naming.log_checksum_path(path), f"{hashed.hexdigest()}\n".encode())
     if not store.compare_and_set(job.uid, f"log_saved:{tag}", [str(saved)], end):
         container.delete(path)  # another copy of this round committed first
+        container.delete(naming.log_checksum_path(path))
         return None
     driver.pop_log(capture, end)
     metrics.BYTES_WRITTEN.labels("mutationlog").inc(size)

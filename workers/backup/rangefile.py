@@ -16,6 +16,7 @@ from fdbcore import errors, naming
 from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.container.base import BackupContainer
 from fdbcore.formats.framing import DEFAULT_BLOCK_SIZE
+from fdbcore.formats.io import HashingSink
 from fdbcore.formats.rangefile import RangeFileWriter
 from fdbcore.formats.snapshot_manifest import SnapshotManifest
 from fdbcore.keys import KeyRange, covers_exactly, key_after
@@ -35,6 +36,7 @@ class RangeFileResult:
     end: str  # hex
     keys: int
     kv_bytes: int
+    sha256: str = ""  # of the whole file, as written
 
     @property
     def range(self) -> KeyRange:
@@ -88,7 +90,8 @@ def _write_one_file(
     keys = kv_bytes = 0
     last_key: bytes | None = None
     with container.open_write(path) as out:
-        writer = RangeFileWriter(out, want.begin, block_size)
+        hashed = HashingSink(out)
+        writer = RangeFileWriter(hashed, want.begin, block_size)
         cursor = want.begin
         while True:
             try:
@@ -114,7 +117,7 @@ def _write_one_file(
                 break
         writer.finish(end)
         size = out.bytes_written
-    return RangeFileResult(path, size, version, want.begin.hex(), end.hex(), keys, kv_bytes)
+    return RangeFileResult(path, size, version, want.begin.hex(), end.hex(), keys, kv_bytes, hashed.hexdigest())
 
 
 def build_manifest(
@@ -137,6 +140,7 @@ def build_manifest(
         files=tuple(r.path for r in ordered),
         key_ranges={r.path: r.range for r in ordered},
         total_bytes=sum(r.size for r in results),
+        checksums={r.path: r.sha256 for r in ordered} if all(r.sha256 for r in ordered) else {},
     )
     path = naming.snapshot_manifest_path(manifest.begin_version, manifest.end_version, manifest.total_bytes)
     return path, manifest

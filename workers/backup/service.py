@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from fdbcore import bulkdump_dataset as ds
 from fdbcore import errors, naming
-from fdbcore.catalog import MUTATION_LOG_PARTITIONED, encode_partition_map
+from fdbcore.catalog import LOG_CHECKSUM_ALGORITHM, MUTATION_LOG_PARTITIONED, encode_partition_map
 from fdbcore.formats.properties import EncryptionMetadata, format_version_property
 from workers import metrics, trace
 from workers.backup import bulkdump, mutationlog, planning, rangefile
@@ -60,6 +60,7 @@ def start(ctx: Context, uid: str) -> bool:
     container.create()
     container.write(naming.property_path(naming.MUTATION_LOG_TYPE), format_version_property(MUTATION_LOG_PARTITIONED))
     container.write(naming.property_path(naming.ENCRYPTION_METADATA), EncryptionMetadata().to_json())
+    container.write(naming.property_path(naming.LOG_CHECKSUMS), LOG_CHECKSUM_ALGORITHM)
     container.write(
         naming.property_path(naming.LOG_PARTITION_MAP),
         encode_partition_map({tag: p.span for tag, p in enumerate(parts)}),
@@ -252,7 +253,9 @@ def bulkdump_task(ctx: Context, uid: str, seq: int, index: int) -> None:
         if ctx.backups.record_outcome(uid, name, str(index), {"error": err.to_dict()}):
             record_error(ctx, uid, "bulkdump", err)
         return
-    if not ctx.backups.record_outcome(uid, name, str(index), {"batches": [ds.batch_to_json(b) for b in batches]}):
+    sums = bulkdump.manifest_checksums(ctx.container(job.url, job.credential_files), batches)
+    outcome = {"batches": [ds.batch_to_json(b) for b in batches], "manifest_sha256": sums}
+    if not ctx.backups.record_outcome(uid, name, str(index), outcome):
         return  # another copy of this task recorded its batches first; finish_bulkdump removes ours
     metrics.BYTES_WRITTEN.labels("bulkdump").inc(sum(b.data_file_size for b in batches))
     metrics.FILES_WRITTEN.labels("bulkdump").inc(sum(2 if b.data_path else 1 for b in batches))
@@ -275,7 +278,8 @@ def finish_bulkdump(ctx: Context, uid: str, seq: int) -> None:
             cls = errors.BackupBulkdumpTimeout if timed_out else errors.BackupBulkdumpFailed
             raise cls(f"{len(failures)} of {len(results)} BulkDump tasks failed: {failures[0]['message']}")
         batches = [ds.batch_from_json(b) for r in results.values() for b in r["batches"]]
-        path, manifest = bulkdump.assemble(container, job.bd_job_id, batches, job.ranges)
+        sums = {p: d for r in results.values() for p, d in r.get("manifest_sha256", {}).items()}
+        path, manifest = bulkdump.assemble(container, job.bd_job_id, batches, job.ranges, sums)
         container.write(path, manifest.to_json())
     except errors.FDBError as exc:
         if exc.retryable:

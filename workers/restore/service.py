@@ -13,17 +13,19 @@ import contextlib
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from fdbcore import bulkdump_dataset as ds
 from fdbcore import errors
 from fdbcore.catalog import Catalog, LogFileRef, RangeFileRef, RestoreSet
 from fdbcore.cluster.interface import ClusterDriver
+from fdbcore.container.base import BackupContainer
 from fdbcore.formats.bulkdump_manifest import JobManifestEntry
 from fdbcore.keys import KeyRange, covers_exactly, normalize_ranges
 from fdbcore.mutations import clear, clear_range, set_value
 from workers import metrics, trace
 from workers.context import Context
-from workers.restore import bulkload, rangefile, replay
+from workers.restore import bulkload, rangefile, replay, verify
 from workers.restore.job import (
     ACTIVE_STATES,
     PhaseState,
@@ -77,7 +79,7 @@ def _unlock(ctx: Context, job: RestoreJob) -> None:
 @dataclass(frozen=True)
 class Dispatch:
     mode: RestoreMode
-    snapshot_tasks: int  # range files, or BulkLoad groups
+    tasks: int  # verify units (from the plan), or range files / BulkLoad groups (after verification)
 
 
 def plan(ctx: Context, uid: str) -> Dispatch | None:
@@ -97,10 +99,10 @@ def plan(ctx: Context, uid: str) -> Dispatch | None:
         job = load(ctx, uid)
         if not job.active:
             return None
-        if "snapshot_tasks" in job.raw:
+        if "verify_tasks" in job.raw:
             if job.raw.get("snapshot_dispatched") == "1":
                 return None
-            return Dispatch(job.mode, int(job.raw["snapshot_tasks"]))
+            return Dispatch(job.mode, int(job.raw["verify_tasks"]))
         try:
             return _plan(ctx, job)
         except errors.FDBError as exc:
@@ -111,7 +113,7 @@ def plan(ctx: Context, uid: str) -> Dispatch | None:
 
 
 def mark_dispatched(ctx: Context, uid: str) -> None:
-    """The snapshot chord is sent: a redelivered ``restore.start`` has nothing left to do."""
+    """The verify chord is sent: a redelivered ``restore.start`` has nothing left to do."""
     ctx.restores.update(uid, snapshot_dispatched=True)
 
 
@@ -129,10 +131,16 @@ def _plan(ctx: Context, job: RestoreJob) -> Dispatch:
         driver.lock_range(r, job.lock_owner)
     driver.commit([set_value(snapshot_fence_key(job.uid), b"")], lock_owner=job.lock_owner)
     fields: dict[str, object] = {"snapshot_begin": rs.begin_version, "snapshot_end": rs.end_version}
+    checksums = dict(rs.snapshot.manifest.checksums)
+    units: list[verify.Unit]
     if job.mode == RestoreMode.RANGEFILE:
         _check_empty(driver, job)
         files = list(rs.range_files)
         pieces = _range_file_pieces(files, job.ranges)
+        unsummed = [f.path for f in files if checksums and f.path not in checksums]
+        if unsummed:
+            raise errors.RestoreCorruptedData(f"{rs.snapshot.path} records no SHA-256 for range file {unsummed[0]}")
+        units = [["range", i, checksums.get(f.path, "")] for i, f in enumerate(files)]
         fields.update(
             files_json=json.dumps([_file_json(f) for f in files]),
             snapshot_tasks=len(files),
@@ -142,9 +150,12 @@ def _plan(ctx: Context, job: RestoreJob) -> Dispatch:
     else:
         assert rs.snapshot.manifest is not None
         job_id = rs.snapshot.manifest.job_id  # type: ignore[union-attr]
+        if checksums:
+            _check_recorded(container, ds.job_manifest_path(job_id), checksums, "job manifest")
         entries = ds.select_entries(ds.read_job_manifest(container, job_id), job.ranges)
         pieces = bulkload.version_pieces(entries, job.ranges)
         groups = bulkload.groups(entries)
+        units = [["group", i, _manifest_sums(g, checksums)] for i, g in enumerate(groups)]
         fields.update(
             bulkdump_job_id=job_id,
             groups_json=json.dumps([[e.to_line() for e in g] for g in groups]),
@@ -154,16 +165,37 @@ def _plan(ctx: Context, job: RestoreJob) -> Dispatch:
     if not covers_exactly([p.range for p in pieces], job.ranges):
         raise errors.RestoreMissingData("the chosen snapshot does not cover every restore range")
     streams = _streams(rs)
+    units += verify.log_units(streams)
     fields.update(
         version_map=pieces_to_json(pieces),
         streams_json=json.dumps([[_log_json(f) for f in s] for s in streams]),
         log_files=sum(len(s) for s in streams),
         log_file_bytes=sum(f.size for s in streams for f in s),
+        verify_json=verify.to_json(units),
+        log_checksums=int(rs.log_checksums),
+        verify_tasks=len(units),
     )
     ctx.restores.update(job.uid, **fields)
     ctx.restores.compare_and_set(job.uid, "state", [RestoreState.STARTING], RestoreState.RUNNING)
     ctx.restores.update(job.uid, snapshot_phase=PhaseState.IN_PROGRESS, started_at=time.time())
-    return Dispatch(job.mode, int(str(fields["snapshot_tasks"])))
+    return Dispatch(job.mode, len(units))
+
+
+def _check_recorded(container: BackupContainer, path: str, checksums: dict[str, str], what: str) -> None:
+    """A BulkDump dataset file the snapshot manifest records is unchanged (else 2390)."""
+    if path not in checksums:
+        raise ds.incomplete(f"the snapshot manifest records no SHA-256 for {what} {path}")
+    try:
+        verify.check_sha256(container, path, checksums[path], what)
+    except (errors.RestoreCorruptedData, errors.RestoreMissingData) as exc:
+        raise ds.incomplete(exc.message) from None
+
+
+def _manifest_sums(group: list[JobManifestEntry], checksums: dict[str, str]) -> dict[str, str]:
+    paths = [ds.in_root(e.manifest_relative_path) for e in group]
+    if checksums and any(p not in checksums for p in paths):
+        raise ds.incomplete(f"the snapshot manifest records no SHA-256 for batch manifest {paths[0]}")
+    return {p: checksums[p] for p in paths if p in checksums}
 
 
 def _has_bulkdump(ctx: Context, job: RestoreJob) -> bool:
@@ -284,12 +316,14 @@ def _group(job: RestoreJob, index: int) -> list[JobManifestEntry]:
 
 
 def verify_task(ctx: Context, uid: str, index: int) -> None:
-    """Verify one group of batches; a bad dataset aborts the restore before anything is loaded."""
+    """Verify one unit (see :mod:`workers.restore.verify`); a bad file aborts the restore before
+    anything touches the destination."""
     job = load(ctx, uid)
     if not job.active or str(index) in ctx.restores.results(uid, "verify"):
         return
+    unit = json.loads(job.raw["verify_json"])[index]
     try:
-        counts = bulkload.verify_group(ctx.container(job.url, job.credential_files), _group(job, index))
+        counts = _verify_unit(ctx.container(job.url, job.credential_files), job, unit)
     except Exception as raised:
         exc = errors.ensure_fdb_error(raised)
         if exc.retryable:
@@ -299,28 +333,46 @@ def verify_task(ctx: Context, uid: str, index: int) -> None:
     ctx.restores.put_result(uid, "verify", str(index), counts)
 
 
-def prerequisites(ctx: Context, uid: str) -> int:
-    """All groups verified and the destination configured for BulkLoad; returns the group count."""
+def _verify_unit(container: BackupContainer, job: RestoreJob, unit: list[Any]) -> dict[str, int]:
+    """Returns each verified batch manifest's key count (BulkLoad groups; nothing for other units)."""
+    kind = unit[0]
+    if kind == "group":
+        for path in unit[2]:
+            _check_recorded(container, path, unit[2], "batch manifest")
+        return bulkload.verify_group(container, _group(job, unit[1]))
+    if kind == "range":
+        verify.verify_range_file(container, _file_from_json(json.loads(job.raw["files_json"])[unit[1]]), unit[2])
+        return {}
+    stream, first, end = unit[1:]
+    files = [_log_from_json(f) for f in json.loads(job.raw["streams_json"])[stream][first:end]]
+    verify.verify_log_files(container, files, checksummed=job.raw.get("log_checksums") == "1")
+    return {}
+
+
+def prerequisites(ctx: Context, uid: str) -> Dispatch | None:
+    """Everything verified and, for BulkLoad, the destination configured for it; returns the snapshot
+    phase to dispatch (range files or BulkLoad groups)."""
     job = load(ctx, uid)
     if not job.active:
-        return 0
-    groups = int(job.raw["snapshot_tasks"])
-    if len(ctx.restores.results(uid, "verify")) != groups:
-        fail(ctx, uid, ds.incomplete("not every batch group was verified"), "verify")
-        return 0
-    knobs = ctx.cluster(job.cluster_file).knobs()
-    for knob in ("shard_encode_location_metadata", "enable_read_lock_on_range"):
-        if knobs.get(knob, "0") not in ("1", "true"):
-            fail(
-                ctx,
-                uid,
-                errors.BulkloadInvalidConfiguration(
-                    f"BulkLoad requires --knob_{knob}=1. Restart the destination cluster with this knob enabled."
-                ),
-                "prerequisites",
-            )
-            return 0
-    return groups
+        return None
+    if len(ctx.restores.results(uid, "verify")) != int(job.raw["verify_tasks"]):
+        err = "not every file of the restore was verified"
+        fail(ctx, uid, ds.incomplete(err) if job.mode == RestoreMode.BULKLOAD else errors.RestoreError(err), "verify")
+        return None
+    if job.mode == RestoreMode.BULKLOAD:
+        knobs = ctx.cluster(job.cluster_file).knobs()
+        for knob in ("shard_encode_location_metadata", "enable_read_lock_on_range"):
+            if knobs.get(knob, "0") not in ("1", "true"):
+                fail(
+                    ctx,
+                    uid,
+                    errors.BulkloadInvalidConfiguration(
+                        f"BulkLoad requires --knob_{knob}=1. Restart the destination cluster with this knob enabled."
+                    ),
+                    "prerequisites",
+                )
+                return None
+    return Dispatch(job.mode, int(job.raw["snapshot_tasks"]))
 
 
 def bulkload_task(ctx: Context, uid: str, index: int) -> None:
