@@ -151,6 +151,13 @@ ROWS: dict[str, Callable[[Ctx], Row]] = {
         8,
         ("backup_auth_unreadable, 2318", "InvalidAccessKeyId"),
     ),
+    # modes
+    "backup-mode-unknown": lambda c: Row(
+        ["fdbbackup", "start", "-C", c.cf, "-d", c.w.url, "--mode", "fast"], 2, ("invalid_option_value, 2006", "fast")
+    ),
+    "restore-mode-unknown": lambda c: Row(
+        [*RESTORE, c.w.url, "-C", c.empty, "--mode", "fast"], 2, ("invalid_option_value, 2006", "fast")
+    ),
     # versions
     "restore-version-below-range": lambda c: Row(
         [*RESTORE, c.w.url, "-C", c.empty, "-v", str(c.w.lo - 1)],

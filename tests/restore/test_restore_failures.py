@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -109,6 +110,8 @@ def test_bulkload_failures_retry_then_name_the_shard(
     assert "restore_bulkload_failed, 2391" in err and "BulkLoad of shard" in err
     status = fleet.run(["fdbrestore", "status", "-t", "broken"]).stdout
     assert "State: aborted" in status and "2391" in status
+    assert checksum(broken)["keys"] == 0, "every BulkLoad failed, yet keys arrived"
+    assert json.loads(broken.cli("status", "--json").stdout)["locks"] == [], "the aborted restore kept its lock"
 
 
 def test_key_ranges_prefixes_and_timestamp(
