@@ -34,6 +34,7 @@ from tests.faults.helpers import (
     run,
     source_cluster,
     state_store,
+    verify_reads,
     wait_for_exact_restore,
     wait_until,
     worker_logs,
@@ -159,8 +160,8 @@ RESTORE_PHASES = {
     "plan": ("rangefile", (r"/snapshots/", "GET"), "worker"),
     "verify": ("bulkload", (r"/bulkdump_data/.*data\.sst", "GET"), "worker"),
     "bulkload": ("bulkload", None, "pool"),
-    "rangefile": ("rangefile", (r"/kvranges/", "GET"), "pool"),
-    "replay": ("rangefile", (r"/plogs/", "GET"), "worker"),
+    "rangefile": ("rangefile", (r"/data/[^/]+/kvranges/", "GET"), "pool"),
+    "replay": ("rangefile", (r"/data/[^/]+/plogs/", "GET"), "worker"),
 }
 
 
@@ -178,13 +179,19 @@ def test_kill_in_restore_phase_resumes_and_restores_exactly(
     assert submitted.returncode == 0, submitted.stderr  # no worker yet: nothing has started
     if trigger is None:
         dest.driver.inject_fault("bulk_load", USER_KEYS, "stall", times=1, stall_seconds=3)
-    else:
-        proxy.slow(1, 3.0, methods=trigger[1], path=trigger[0])
+    else:  # past the verify's reads of the same files
+        reads = verify_reads(url, s3_rig.creds, mode == "bulkload")
+        skip = {"rangefile": reads["kvranges"], "replay": reads["plogs"]}.get(phase, 0)
+        skip_past = proxy.seen(trigger[0], trigger[1]) + skip
+        proxy.slow(1, 3.0, methods=trigger[1], path=trigger[0], skip=skip)
     first = fleet.start_worker("w1", concurrency=2)
     if trigger is None:
         wait_until("a BulkLoad to start", lambda: bulkload_started(fleet))
     else:
-        proxy.wait_for(trigger[0], trigger[1], timeout=60)
+        proxy.wait_for(trigger[0], trigger[1], count=skip_past + 1, timeout=60)
+        if skip:
+            job = restore_job(fleet)
+            assert job is not None and job.raw.get("verified_at"), "the hold caught a verify read, not the phase's"
     time.sleep(random.Random(seed).uniform(0, 2.0))
     kill(fleet, first, whole)
     wait_for_exact_restore(fleet, s3_backup.source, dest)
