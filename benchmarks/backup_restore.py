@@ -167,7 +167,8 @@ def restore(run: Runner, url: str, dest: EmbeddedCluster, mode: str, source: Emb
     run("fdbrestore", "start", "-r", url, "-C", str(dest.cluster_file), "--mode", mode, "-t", f"bench-{mode}", "-w")
     [doc] = json.loads(run("fdbrestore", "status", "-t", f"bench-{mode}", "--json"))
     t = doc["Times"]
-    out.seconds[f"restore {mode}: snapshot"] = t["snapshot_done_at"] - t["started_at"]
+    out.seconds[f"restore {mode}: verify"] = t["verified_at"] - t["started_at"]
+    out.seconds[f"restore {mode}: snapshot"] = t["snapshot_done_at"] - t["verified_at"]
     out.seconds[f"restore {mode}: log replay"] = t["completed_at"] - t["snapshot_done_at"]
     out.bytes[f"replayed by {mode}"] = doc["ReplayedMutationBytes"]
     out.bytes["log files"] = doc["LogFileBytes"]
@@ -231,12 +232,22 @@ def ratios(s: Scale) -> dict[str, float]:
     def div(a: str, b: str) -> float:
         return sec[b] / sec[a] if sec.get(a) else 0.0
 
+    def both(a1: str, a2: str, b1: str, b2: str) -> float:
+        ours = sec.get(a1, 0) + sec.get(a2, 0)
+        return (sec.get(b1, 0) + sec.get(b2, 0)) / ours if ours else 0.0
+
     return {
         "BulkDump speed-up over range files (mode rangefile vs bulkdump)": div(
             "backup bulkdump: BulkDump", "backup rangefile: range files"
         ),
         "BulkLoad speed-up over range-file restore (snapshot phase)": div(
             "restore bulkload: snapshot", "restore rangefile: snapshot"
+        ),
+        "BulkLoad speed-up over range-file restore (verify + snapshot)": both(
+            "restore bulkload: verify",
+            "restore bulkload: snapshot",
+            "restore rangefile: verify",
+            "restore rangefile: snapshot",
         ),
         "BulkDump / dump limit": div("backup bulkdump: BulkDump", "limit: dump (SstFileWriter)"),
         "BulkLoad / load limit": div("restore bulkload: snapshot", "limit: load (copy + ingest)"),
@@ -250,7 +261,10 @@ def ratios(s: Scale) -> dict[str, float]:
 
 def table(results: Sequence[Scale]) -> str:
     names = sorted({n for r in results for n in r.seconds}, key=lambda n: (n.startswith("limit"), n))
+    first, last = results[0], results[-1]
+    growth = len(results) > 1
     head = f"{'':58}" + "".join(f"{f'{r.scale}x ({r.keys:,} keys)':>30}" for r in results)
+    head += f"{f'{last.scale}x / {first.scale}x':>14}" if growth else ""
     lines = [head, f"{'':58}" + "".join(f"{'seconds':>15}{'MB/s':>15}" for _ in results)]
     for n in names:
         cells = []
@@ -258,13 +272,16 @@ def table(results: Sequence[Scale]) -> str:
             replay = n.endswith("log replay")
             nbytes = r.bytes.get(f"replayed by {n.split()[1].rstrip(':')}") if replay else None
             cells.append(f"{r.seconds.get(n, 0):15.2f}{r.mbps(n, nbytes):15.1f}")
-        lines.append(f"{n:58}" + "".join(cells))
+        grew = f"{last.seconds.get(n, 0) / first.seconds[n]:14.2f}" if growth and first.seconds.get(n) else ""
+        lines.append(f"{n:58}" + "".join(cells) + grew)
     lines.append("")
     for name in ratios(results[0]):
         lines.append(f"{name:58}" + "".join(f"{ratios(r)[name]:29.2f}x" for r in results))
     lines.append("")
     for role in results[0].rss_mb:
-        lines.append(f"{'peak RSS, ' + role + ' (MB)':58}" + "".join(f"{r.rss_mb[role]:30.0f}" for r in results))
+        grew = f"{last.rss_mb[role] / first.rss_mb[role]:14.2f}" if growth and first.rss_mb[role] else ""
+        rss = "".join(f"{r.rss_mb[role]:30.0f}" for r in results)
+        lines.append(f"{'peak RSS, ' + role + ' (MB)':58}" + rss + grew)
     for mode in results[0].verdicts:
         verdict = ["exact" if r.verdicts[mode] else "MISMATCH" for r in results]
         lines.append(f"{'restore ' + mode + ' equals the source':58}" + "".join(f"{v:>30}" for v in verdict))

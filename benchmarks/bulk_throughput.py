@@ -32,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from rocksdict import DBCompressionType, IngestExternalFileOptions, Options, Rdict, SstFileWriter
 
@@ -101,7 +102,7 @@ def fill(cluster: EmbeddedCluster, pairs: list[tuple[bytes, bytes]]) -> None:
 
 def wait_for_splits(cluster: EmbeddedCluster, target: int, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
-    while max(cluster.driver.status().extra["shard_bytes"].values()) > target:  # type: ignore[union-attr]
+    while max(cast(dict[str, int], cluster.driver.status().extra["shard_bytes"]).values()) > target:
         if time.monotonic() > deadline:
             return
         time.sleep(0.5)

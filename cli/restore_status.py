@@ -72,7 +72,7 @@ def status_json(job: RestoreJob, started_tasks: int, errors: list[ErrorRecord]) 
         "ReplayedMutationBytes": int(job.raw.get("replay_bytes", "0")),
         "Times": {
             k: float(job.raw[k]) if job.raw.get(k) else None
-            for k in ("created_at", "started_at", "snapshot_done_at", "completed_at")
+            for k in ("created_at", "started_at", "verified_at", "snapshot_done_at", "completed_at")
         },
         "Errors": [e.__dict__ for e in errors],
     }

@@ -10,6 +10,6 @@ echo "== ruff"
 ruff check .
 ruff format --check .
 echo "== mypy (strict on fdbcore)"
-mypy fdbcore workers tasks config cli deploy/local/fleet.py scripts/demo.py
+mypy fdbcore workers tasks config cli deploy/local/fleet.py scripts/demo.py benchmarks
 echo "== pytest"
 python -m pytest "$@"

@@ -372,6 +372,8 @@ def prerequisites(ctx: Context, uid: str) -> Dispatch | None:
                     "prerequisites",
                 )
                 return None
+    if not job.raw.get("verified_at"):
+        ctx.restores.update(uid, verified_at=time.time())
     return Dispatch(job.mode, int(job.raw["snapshot_tasks"]))
 
 
