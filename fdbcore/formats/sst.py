@@ -39,7 +39,8 @@ MIN_BYTE_SAMPLING_PROBABILITY = 0.0
 _I64 = struct.Struct("<q")
 
 
-def _options() -> Options:
+def sst_options() -> Options:
+    """What FDB writes SSTs with: raw keys and values, no compression."""
     opts = Options(raw_mode=True)
     opts.set_compression_type(DBCompressionType.none())
     return opts
@@ -91,7 +92,7 @@ class SstWriter:
             )
         try:
             if self._writer is None:
-                writer = SstFileWriter(options=_options())
+                writer = SstFileWriter(options=sst_options())
                 writer.open(self.path)
                 self._writer = writer
             deque(starmap(self._writer.__setitem__, pairs), maxlen=0)
