@@ -9,7 +9,7 @@ from pathlib import Path
 from fdbcore.catalog import Catalog, SnapshotKind
 from fdbcore.container import open_container
 from fdbcore.keys import USER_KEYS
-from tests.backup.helpers import backup_folder
+from tests.backup.helpers import backup_folder, checksum, same_data
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
 from workers import trace
@@ -19,6 +19,21 @@ def _source(factory: Callable[..., EmbeddedCluster]) -> EmbeddedCluster:
     source = factory(name="source", shard_count=4, enable_fault_injection=1)
     source.cli("load", "--keys", "2000", "--value-size", "50")
     return source
+
+
+def _restores_from_range_files_only(
+    fleet: Fleet, url: str, source: EmbeddedCluster, factory: Callable[..., EmbeddedCluster]
+) -> None:
+    """The fallback is real: ``--mode bulkload`` is refused (2390) and ``--mode rangefile`` is exact."""
+    bulk = factory(name="bulk-dest", shard_encode_location_metadata=1, enable_read_lock_on_range=1)
+    res = fleet.run(["fdbrestore", "start", "-r", url, "-C", str(bulk.cluster_file), "--mode", "bulkload", "-w"])
+    assert res.returncode == 6 and "restore_bulkload_dataset_incomplete, 2390" in res.stderr, res.stderr
+    assert checksum(bulk)["keys"] == 0
+    dest = factory(name="rf-dest")
+    args = ["fdbrestore", "start", "-r", url, "-C", str(dest.cluster_file), "--mode", "rangefile", "-t", "rf", "-w"]
+    res = fleet.run(args)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert same_data(checksum(source), checksum(dest))  # nothing writes to the source meanwhile
 
 
 def test_bulkdump_failure_in_mode_both_falls_back_to_range_files(
@@ -44,6 +59,7 @@ def test_bulkdump_failure_in_mode_both_falls_back_to_range_files(
     assert any(e["Type"] == "BackupBulkDumpIntegrationStart" and e["SnapshotMode"] == "both" for e in events)
     dual = [e for e in events if e["Type"] == "BackupDualSnapshotComplete"]
     assert dual and int(dual[0]["RangeFilesBytes"]) > 0 and dual[0]["BulkDumpPhase"] == "failed"
+    _restores_from_range_files_only(fleet, f"file://{backup_folder(base)}", source, embedded_cluster_factory)
 
 
 def test_bulkdump_past_its_deadline_is_a_timeout_in_mode_both(
@@ -60,6 +76,7 @@ def test_bulkdump_past_its_deadline_is_a_timeout_in_mode_both(
     assert doc["State"] == "completed" and doc["BulkDumpSnapshot"]["Phase"] == "timed_out"
     assert any(e["name"] == "backup_bulkdump_timeout" and e["code"] == 2392 for e in doc["Errors"])
     assert doc["BulkLoadCompatible"] is False
+    _restores_from_range_files_only(fleet, f"file://{backup_folder(tmp_path / 'b')}", source, embedded_cluster_factory)
 
 
 def test_bulkdump_failure_in_mode_bulkdump_fails_the_backup(

@@ -70,7 +70,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(module_cluster_factory: Callable[..., EmbeddedCluster], module_fleet: Fleet) -> Iterator[World]:
     source = source_cluster(module_cluster_factory)
-    module_fleet.start_worker(concurrency=2)
+    module_fleet.start_worker(concurrency=2)  # it stays up for the module's restores
     url = make_backup(module_fleet, source, f"file://{module_fleet.workdir}/backups", workload_seconds=2)
     yield World(source, Path(url[len("file://") :]), module_fleet, module_cluster_factory)
 
@@ -121,12 +121,8 @@ def test_damage_is_named_before_the_destination_changes(world: World, kind: str,
     before = file_fingerprint(copy)
     mode, error = KINDS[kind]
     dest = world.clusters(f"dest-{kind}-{how}".replace("_", "-"), **BULKLOAD_KNOBS)
-    world.fleet.start_worker(concurrency=2)
-    try:
-        code, out, err = restore(world.fleet, url, dest, "--mode", mode, "-t", f"{kind}-{how}".replace("_", "-"))
-    finally:
-        logs = worker_logs(world.fleet)
-        world.fleet.stop()
+    code, out, err = restore(world.fleet, url, dest, "--mode", mode, "-t", f"{kind}-{how}".replace("_", "-"))
+    logs = worker_logs(world.fleet)
     assert code != 0, f"a restore from a backup with {kind} {path} damaged ({how}) succeeded:\n{out}"
     expected = DAMAGE_ERRORS.get((kind, how), error)
     assert expected in err, f"{kind} {how}: expected {expected}, got:\n{out}\n{err}\n{logs}"
@@ -140,10 +136,6 @@ def test_undamaged_copy_restores_exactly_in_both_modes(world: World, tmp_path: P
     """The control: the same copy, undamaged, restores exactly (so the refusals above are the damage's)."""
     copy = tmp_path / "backup"
     shutil.copytree(world.folder, copy)
-    world.fleet.start_worker(concurrency=2)
-    try:
-        for mode in ("rangefile", "bulkload"):
-            dest = world.clusters(f"control-{mode}", **BULKLOAD_KNOBS)
-            restore_exactly(world.fleet, f"file://{copy}", world.source, dest, "--mode", mode, "-t", mode)
-    finally:
-        world.fleet.stop()
+    for mode in ("rangefile", "bulkload"):
+        dest = world.clusters(f"control-{mode}", **BULKLOAD_KNOBS)
+        restore_exactly(world.fleet, f"file://{copy}", world.source, dest, "--mode", mode, "-t", mode)
