@@ -30,6 +30,10 @@ class ShardState:
     end: bytes
     id: str
     nbytes: int
+    #: What the last exact count found when it was within the target (0: none since the shard was made
+    #: or the server started); not stored. Commits count an overwrite as growth, so this keeps a shard
+    #: of overwrites from being rescanned every round.
+    counted: int = 0
 
     def public(self) -> Shard:
         return Shard(self.id, KeyRange(self.begin, self.end))

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import cast
 
@@ -580,51 +580,55 @@ class Storage:
     def split_oversized_shards(self) -> int:
         """Split every shard above the target size at a key near its byte midpoint; return the count.
 
-        Commits overestimate the growth of overwritten keys, so a shard is counted exactly first and
-        only split if it really is too large.
+        Commits count an overwrite as growth, so a shard is counted exactly first and only split if it
+        really is too large; after a count that finds it small enough, it is counted again only once
+        its estimate has doubled, so rescans cost at most about what was written (a shard may reach
+        twice the target before it splits).
         """
         target = self.knobs.shard_target_bytes
         with self._lock:
-            candidates = [replace(s) for s in self.shards.states() if s.nbytes > target]
+            candidates = [replace(s) for s in self.shards.states() if s.nbytes > target and s.nbytes >= 2 * s.counted]
         splits = 0
         for shard in candidates:
-            found = self._midpoint(shard)
-            if found is None:
-                continue
-            split_key, left_bytes, total = found
+            total = self._count_bytes(shard.begin, shard.end)
+            split = self._midpoint(shard, total) if total > target else None
             with self._lock:
                 index = self.shards.index_of(shard.begin)
                 current = self.shards[index]
                 if current.id != shard.id:
                     continue  # changed meanwhile; the next round looks again
                 wb = self._batch()
-                if total <= target:
-                    current.nbytes = total
+                if split is None:
+                    current.nbytes = current.counted = total
                     wb.put(*current.encode(), self._meta_cf)
                     self._write(wb)
                     continue
-                left, right = self.shards.split(index, split_key, left_bytes, total)
+                left, right = self.shards.split(index, split[0], split[1], total)
                 wb.put(*left.encode(), self._meta_cf)  # same key as the old shard's entry
                 wb.put(*right.encode(), self._meta_cf)
                 self._write(wb)
-            log.info("split shard %s at %s into %s and %s", shard.id, printable(split_key), left.id, right.id)
+            log.info("split shard %s at %s into %s and %s", shard.id, printable(split[0]), left.id, right.id)
             splits += 1
         return splits
 
-    def _midpoint(self, shard: ShardState) -> tuple[bytes, int, int] | None:
-        """A key strictly inside the shard with about half its bytes before it, those bytes, and the total."""
-        total = 0
-        sizes: list[int] = []
-        keys: list[bytes] = []
-        for k, v in scan(self._db, shard.begin, shard.end):
-            keys.append(k)
-            sizes.append(len(k) + len(v))
-            total += sizes[-1]
+    def _count_bytes(self, begin: bytes, end: bytes) -> int:
+        """The keys' and values' bytes in ``[begin, end)`` now, in one streaming pass without a Python
+        step per pair (about twice as fast as :func:`scan`; a count only places a split, so it skips
+        the scan's check that iteration did not stop early)."""
+        opts = ReadOptions()
+        opts.set_iterate_lower_bound(begin)
+        opts.set_iterate_upper_bound(end)
+        pairs = cast("Iterator[tuple[bytes, bytes]]", self._db.items(from_key=begin, read_opt=opts))
+        return sum(map(len, chain.from_iterable(pairs)))
+
+    def _midpoint(self, shard: ShardState, total: int) -> tuple[bytes, int] | None:
+        """A key strictly inside the shard with about half of its ``total`` bytes before it, and those
+        bytes; None if the shard shrank meanwhile so that no such key is found."""
         half, running = total // 2, 0
-        for k, size in zip(keys, sizes, strict=True):
+        for k, v in scan(self._db, shard.begin, shard.end):
             if running >= half and k > shard.begin:
-                return k, running, total
-            running += size
+                return k, running
+            running += len(k) + len(v)
         return None
 
     # --- mutation log -----------------------------------------------------------------------------
