@@ -16,6 +16,7 @@ the file it wrote; a file left behind by a crash is a subset of a later one, whi
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,7 +86,12 @@ def flush_partition(
             writer.add(m.version, m.subsequence, m.mutation)
         writer.finish()
         size = out.bytes_written
-    container.write(naming.log_checksum_path(path), f"{hashed.hexdigest()}\n".encode())
+    try:
+        container.write(naming.log_checksum_path(path), f"{hashed.hexdigest()}\n".encode())
+    except BaseException:
+        with contextlib.suppress(Exception):  # the retried round writes both anew
+            container.delete(path)
+        raise
     if not store.compare_and_set(job.uid, f"log_saved:{tag}", [str(saved)], end):
         container.delete(path)  # another copy of this round committed first
         container.delete(naming.log_checksum_path(path))
