@@ -17,7 +17,6 @@ the file it wrote; a file left behind by a crash is a subset of a later one, whi
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from fdbcore.formats.io import HashingSink
 from fdbcore.formats.partitioned_log import PartitionedLogWriter
 from workers import metrics
 from workers.backup.job import BackupJob
-from workers.state import PREFIX, JobStore
+from workers.state import PREFIX, JobStore, lease
 
 READ_BYTES = 4 << 20
 #: Bytes one partition reads in one round before it writes what it has.
@@ -110,14 +109,8 @@ def flush_partition(
 @contextmanager
 def round_lease(client: redis.Redis, uid: str, ttl_ms: int) -> Iterator[bool]:
     """Hold the backup's log lease for one round; yields False when another round holds it."""
-    key = f"{PREFIX}:backup:{uid}:loglease"
-    token = secrets.token_hex(8)
-    got = bool(client.set(key, token, nx=True, px=ttl_ms))
-    try:
+    with lease(client, f"{PREFIX}:backup:{uid}:loglease", ttl_ms) as got:
         yield got
-    finally:
-        if got and client.get(key) == token.encode():
-            client.delete(key)
 
 
 class RoundDecision:
