@@ -10,7 +10,8 @@ import json
 from collections.abc import Callable
 
 from cli.fdbtext import format_time
-from fdbcore.catalog import MUTATION_LOG_PARTITIONED, Description, SnapshotKind
+from fdbcore.catalog import MUTATION_LOG_PARTITIONED, Description
+from fdbcore.modes import SnapshotKind
 
 VersionTime = Callable[[int], float | None] | None
 _LOG_TYPES = {0: "default", MUTATION_LOG_PARTITIONED: "partitioned-log-experimental"}

@@ -18,7 +18,16 @@ from cli.fdbtext import (
     seconds_to_time_format,
     version_to_string,
 )
-from workers.backup.job import BackupJob, BackupState, Phase, SnapshotMode
+from fdbcore.modes import SnapshotMode
+from workers.backup.job import (
+    BackupJob,
+    BackupState,
+    BackupView,
+    BulkDumpSnapshot,
+    MethodSnapshot,
+    Phase,
+    RangeFileSnapshot,
+)
 from workers.state import ErrorRecord
 
 _STATE_TEXT = {
@@ -37,25 +46,26 @@ def state_text(state: BackupState) -> str:
 
 
 def status_text(
-    job: BackupJob | None,
+    current: BackupView | None,
     tag: str,
     errors: list[ErrorRecord],
     error_limit: int = 10,
     version_time: Callable[[int], float | None] = lambda v: None,
 ) -> str:
     """The text; ``version_time`` maps a version to unix time (the cluster's timekeeper)."""
-    if job is None:
+    if current is None:
         return f"No previous backups found on tag '{tag}'.\nUse 'fdbbackup tags' to list all backup tags.\n"
+    job = current.job
     url = job.url_display
     lines = [_first_line(job, tag, url), f"BackupUID: {job.uid}", f"BackupURL: {url}"]
     lines.append(f"Snapshot Mode: {job.mode}")
     if job.mode != SnapshotMode.RANGEFILE:
-        lines.append(f"BulkLoad Compatible: {'yes' if job.bulkload_compatible else 'no'}")
+        lines.append(f"BulkLoad Compatible: {'yes' if current.bulkload_compatible else 'no'}")
     if job.state in (BackupState.RUNNING, BackupState.RUNNING_DIFFERENTIAL):
         if job.mode.bulkdump:
-            lines += ["", "BulkDump Snapshot:", *_bulkdump_block(job)]
+            lines += ["", "BulkDump Snapshot:", *_bulkdump_block(current.bulkdump)]
         if job.mode.range_files:
-            lines += ["", "Rangefile Snapshot:", *_rangefile_block(job)]
+            lines += ["", "Rangefile Snapshot:", *_rangefile_block(job, current.rangefile)]
         end = job.log_end_version
         last = None if end is None else end - 1
         lines += [
@@ -84,37 +94,36 @@ def _first_line(job: BackupJob, tag: str, url: str) -> str:
     return f"The previous backup on tag `{tag}' at {url} {state_text(job.state)}."
 
 
-def _bulkdump_block(job: BackupJob) -> list[str]:
-    if job.bd_phase == Phase.NOT_STARTED or job.bd_tasks_total == 0:
+def _bulkdump_block(bd: BulkDumpSnapshot | None) -> list[str]:
+    if bd is None or bd.tasks_total == 0:
         return [" Status: pending"]
-    done, total = job.bd_tasks_done, job.bd_tasks_total
+    done, total = bd.tasks_done, bd.tasks_total
     out = [f" Tasks: {done}/{total} complete ({100.0 * done / total:.1f}%)"]
-    out.append(f" Bytes: {format_bytes_progress(job.bd_bytes, None)}")
-    started = job.bd_started_at or time.time()
-    elapsed = (job.bd_finished_at or time.time()) - started
-    if elapsed > 0 and job.bd_bytes:
-        out.append(f" Throughput: {job.bd_bytes / elapsed / 1048576.0:.1f} MB/s")
+    out.append(f" Bytes: {format_bytes_progress(bd.bytes, None)}")
+    elapsed = (bd.finished_at or time.time()) - bd.started_at
+    if elapsed > 0 and bd.bytes:
+        out.append(f" Throughput: {bd.bytes / elapsed / 1048576.0:.1f} MB/s")
     if elapsed >= 1:
         out.append(f" Elapsed: {format_duration_human(int(elapsed))}")
-    if job.bd_phase == Phase.RUNNING and 0 < done < total:
+    if bd.phase == Phase.RUNNING and 0 < done < total:
         out.append(f" ETA: {format_duration_human(int(elapsed * (total - done) / done))}")
-    if job.bd_phase in (Phase.FAILED, Phase.TIMED_OUT):
-        name = "backup_bulkdump_timeout" if job.bd_phase == Phase.TIMED_OUT else "backup_bulkdump_failed"
-        out.append(f" Status: {job.bd_phase} ({name}); the range-file snapshot is the fallback")
-    elif job.bd_phase == Phase.COMPLETE:
-        out.append(f" Status: complete at versions {job.bd_begin_version}..{job.bd_end_version}")
+    if bd.phase in (Phase.FAILED, Phase.TIMED_OUT):
+        name = "backup_bulkdump_timeout" if bd.phase == Phase.TIMED_OUT else "backup_bulkdump_failed"
+        out.append(f" Status: {bd.phase} ({name}); the range-file snapshot is the fallback")
+    elif bd.phase == Phase.COMPLETE:
+        out.append(f" Status: complete at versions {bd.begin_version}..{bd.end_version}")
     return out
 
 
-def _rangefile_block(job: BackupJob) -> list[str]:
-    out = [f" Bytes written: {format_bytes_human(job.rf_bytes)}"]
-    if job.rf_phase == Phase.COMPLETE:
+def _rangefile_block(job: BackupJob, rf: RangeFileSnapshot | None) -> list[str]:
+    out = [f" Bytes written: {format_bytes_human(rf.bytes if rf else 0)}"]
+    if rf is not None and rf.phase == Phase.COMPLETE:
         out.append(" Progress: 100.00%")
-    elif job.state == BackupState.RUNNING_DIFFERENTIAL and job.rf_tasks_total:
-        out.append(f" Progress: {100.0 * job.rf_tasks_done / job.rf_tasks_total:.2f}%")
+    elif rf is not None and job.state == BackupState.RUNNING_DIFFERENTIAL and rf.tasks_total:
+        out.append(f" Progress: {100.0 * rf.tasks_done / rf.tasks_total:.2f}%")
     else:
         out.append(" Status: Initial snapshot still running")
-    out.append(f" Started: {format_time(job.snapshot_started_at)}")
+    out.append(f" Started: {format_time(rf.started_at if rf else None)}")
     return out
 
 
@@ -122,7 +131,7 @@ def _errors_block(job: BackupJob, errors: list[ErrorRecord]) -> str:
     if not errors:
         return ""
     now = time.time()
-    restorable_at = _float(job.raw.get("restorable_at"))
+    restorable_at = job.restorable_at
     recent: list[str] = []
     older: list[str] = []
     for e in errors:
@@ -142,13 +151,10 @@ def _errors_block(job: BackupJob, errors: list[ErrorRecord]) -> str:
     return text
 
 
-def _float(raw: str | None) -> float | None:
-    return float(raw) if raw else None
-
-
-def status_json(job: BackupJob | None, tag: str, errors: list[ErrorRecord]) -> dict[str, Any]:
-    if job is None:
+def status_json(current: BackupView | None, tag: str, errors: list[ErrorRecord]) -> dict[str, Any]:
+    if current is None:
         return {"Tag": tag, "Found": False}
+    job, rf, bd = current.job, current.rangefile, current.bulkdump
     end = job.log_end_version
     return {
         "Tag": tag,
@@ -158,7 +164,7 @@ def status_json(job: BackupJob | None, tag: str, errors: list[ErrorRecord]) -> d
         "State": job.state.value,
         "StateText": state_text(job.state),
         "SnapshotMode": job.mode.value,
-        "BulkLoadCompatible": job.bulkload_compatible,
+        "BulkLoadCompatible": current.bulkload_compatible,
         "Ranges": [[r.begin.hex(), r.end.hex()] for r in job.ranges],
         "StopWhenDone": job.stop_when_done,
         "SnapshotIntervalSeconds": job.snapshot_interval,
@@ -166,36 +172,17 @@ def status_json(job: BackupJob | None, tag: str, errors: list[ErrorRecord]) -> d
         "RestorableVersion": job.restorable_version,
         "CompletedVersion": job.completed_version,
         "Times": {
-            k: _float(job.raw.get(k))
-            for k in (
-                "created_at",
-                "snapshot_started_at",
-                "rf_finished_at",
-                "bd_started_at",
-                "bd_finished_at",
-                "completed_at",
-            )
+            "created_at": job.created_at,
+            "snapshot_started_at": job.snapshot_started_at,
+            "rf_finished_at": rf.finished_at if rf else None,
+            "bd_started_at": bd.started_at if bd else None,
+            "bd_finished_at": bd.finished_at if bd else None,
+            "completed_at": job.completed_at,
         },
-        "RangeFileSnapshot": {
-            "Phase": job.rf_phase.value,
-            "TotalBytes": int(job.raw.get("rf_total_bytes", "0")),
-            "BytesWritten": job.rf_bytes,
-            "TasksDone": job.rf_tasks_done,
-            "TasksTotal": job.rf_tasks_total,
-            "BeginVersion": job.rf_begin_version,
-            "EndVersion": job.rf_end_version,
-        },
-        "BulkDumpSnapshot": {
-            "Phase": job.bd_phase.value,
-            "TotalBytes": int(job.raw.get("bd_total_bytes", "0")),
-            "JobId": job.bd_job_id or None,
-            "Bytes": job.bd_bytes,
-            "Keys": job.bd_keys,
-            "TasksDone": job.bd_tasks_done,
-            "TasksTotal": job.bd_tasks_total,
-            "BeginVersion": job.bd_begin_version,
-            "EndVersion": job.bd_end_version,
-        },
+        "RangeFileSnapshot": _snapshot_json(rf, BytesWritten=rf.bytes if rf else 0),
+        "BulkDumpSnapshot": _snapshot_json(
+            bd, JobId=bd.job_id if bd else None, Bytes=bd.bytes if bd else 0, Keys=bd.keys if bd else 0
+        ),
         "MutationLogs": {
             "BytesWritten": job.log_bytes,
             "Files": job.log_files,
@@ -203,4 +190,16 @@ def status_json(job: BackupJob | None, tag: str, errors: list[ErrorRecord]) -> d
             "LastCompleteVersion": None if end is None else end - 1,
         },
         "Errors": [e.__dict__ for e in errors],
+    }
+
+
+def _snapshot_json(snap: MethodSnapshot | None, **extra: object) -> dict[str, object]:
+    return {
+        "Phase": (snap.phase if snap else Phase.NOT_STARTED).value,
+        "TotalBytes": snap.total_bytes if snap else 0,
+        **extra,
+        "TasksDone": snap.tasks_done if snap else 0,
+        "TasksTotal": snap.tasks_total if snap else 0,
+        "BeginVersion": snap.begin_version if snap else None,
+        "EndVersion": snap.end_version if snap else None,
     }

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
 from cli import exit_codes
+from config import get_settings
 from fdbcore import errors
 from fdbcore.keys import KeyRange, parse_key_range_option
 from workers import trace
+from workers.record import Record
+from workers.state import JobStore, connect_state
+
+E = TypeVar("E", bound=StrEnum)
+R = TypeVar("R", bound=Record)
+T = TypeVar("T")
 
 #: Where FDB looks for a cluster file when ``-C`` is not given (after ``FDB_CLUSTER_FILE``).
 DEFAULT_CLUSTER_FILES = ("fdb.cluster", "/etc/foundationdb/fdb.cluster")
@@ -60,6 +70,31 @@ def parse_keys_options(values: Sequence[str]) -> list[KeyRange]:
         for b, e in zip(tokens[::2], tokens[1::2], strict=True):
             ranges.append(parse_key_range_option(f"{b} {e}"))
     return ranges
+
+
+def state_store(kind: str, record: type[R]) -> JobStore[R]:
+    """The fleet's job state for one kind of job (``FDBBR_REDIS_URL``)."""
+    return JobStore(connect_state(get_settings().state_url), kind, record)
+
+
+def parse_mode(cls: type[E], value: str, what: str, hints: Mapping[str, str] = {}) -> E:
+    """A ``--mode`` value, or FDB's ``Unknown <what> mode`` error listing the valid ones."""
+    try:
+        return cls(value)
+    except ValueError:
+        valid = ", ".join(m.value for m in cls)
+        hint = f". {hints[value]}" if value in hints else ""
+        raise errors.InvalidOptionValue(f"Unknown {what} mode '{value}'. Valid modes are: {valid}{hint}") from None
+
+
+def poll(load: Callable[[], T], done: Callable[[T], bool], show: Callable[[T], None], interval: float) -> T:
+    """Load, show and return the value once ``done``; otherwise sleep ``interval`` and load again."""
+    while True:
+        value = load()
+        show(value)
+        if done(value):
+            return value
+        time.sleep(interval)
 
 
 def configure_trace(log: bool, logdir: str | None) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable, Sequence
 
 import click
@@ -22,29 +21,22 @@ from fdbcore.catalog import expire as expire_data
 from fdbcore.cluster import connect
 from fdbcore.container import list_backups, open_container, redact_url, start_backup_url
 from fdbcore.keys import USER_KEYS
+from fdbcore.modes import SnapshotMode
 from workers.backup import control
-from workers.backup.job import BackupJob, BackupState, SnapshotMode
-from workers.state import JobStore, connect_state
+from workers.backup.job import DEFAULT_SNAPSHOT_INTERVAL, BackupJob, BackupState, BackupView, view
+from workers.state import JobStore
 
 MODES = ", ".join(m.value for m in SnapshotMode)
-DEFAULT_SNAPSHOT_INTERVAL = 864000  # BACKUP_DEFAULT_SNAPSHOT_INTERVAL_SEC
 
 
-def _store() -> JobStore:
-    return JobStore(connect_state(get_settings().state_url), "backup")
+def _store() -> JobStore[BackupJob]:
+    return common.state_store("backup", BackupJob)
 
 
 def _agents_alive() -> bool:
     from tasks.app import app
 
     return bool(app.control.ping(timeout=1.0))
-
-
-def parse_mode(value: str) -> SnapshotMode:
-    try:
-        return SnapshotMode(value)
-    except ValueError:
-        raise errors.InvalidOptionValue(f"Unknown snapshot mode '{value}'. Valid modes are: {MODES}") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=exit_codes.HELP_EPILOG)
@@ -92,7 +84,7 @@ def start(
 ) -> int:
     """Start a backup."""
     common.configure_trace(log, logdir)
-    mode = parse_mode(mode_text)
+    mode = common.parse_mode(SnapshotMode, mode_text, "snapshot")
     ranges = common.parse_keys_options(keys) or [USER_KEYS]
     if snapshot_interval <= 0:
         raise errors.InvalidOptionValue(f"snapshot interval must be positive, got {snapshot_interval}")
@@ -128,17 +120,22 @@ def start(
     return exit_codes.OK
 
 
-def _wait(store: JobStore, tag: str, *, stop_when_done: bool) -> int:
+def _job(store: JobStore[BackupJob], tag: str) -> BackupJob:
+    job = store.job_for_tag(tag)
+    if job is None:
+        raise errors.BackupUnneeded(f"No backup on tag `{tag}'")
+    return job
+
+
+def _wait(store: JobStore[BackupJob], tag: str, *, stop_when_done: bool) -> int:
     """Block until the tag's backup stops (or, continuous, becomes restorable); print FDB's line."""
-    while True:
-        job = control.job_for_tag(store, tag)
-        if job is None:
-            raise errors.BackupUnneeded(f"No backup on tag `{tag}'")
-        done = not job.active or (not stop_when_done and job.state == BackupState.RUNNING_DIFFERENTIAL)
-        if done:
-            click.echo(f"The backup on tag `{tag}' {state_text(job.state)}.")
-            return exit_codes.OK if job.state in (BackupState.COMPLETED, BackupState.RUNNING_DIFFERENTIAL) else 1
-        time.sleep(0.5)
+
+    def done(job: BackupJob) -> bool:
+        return not job.active or (not stop_when_done and job.state == BackupState.RUNNING_DIFFERENTIAL)
+
+    job = common.poll(lambda: _job(store, tag), done, lambda _: None, 0.5)
+    click.echo(f"The backup on tag `{tag}' {state_text(job.state)}.")
+    return exit_codes.OK if job.state in (BackupState.COMPLETED, BackupState.RUNNING_DIFFERENTIAL) else 1
 
 
 @cli.command()
@@ -162,32 +159,39 @@ def status(
     store = _store()
     if follow:
         _follow(store, tag)
-    job = control.job_for_tag(store, tag)
-    errs = store.errors(job.uid) if job else []
+    current = _view(store, tag)
+    errs = store.errors(current.job.uid) if current else []
     if as_json:
-        click.echo(json.dumps(status_json(job, tag, errs), indent=2))
+        click.echo(json.dumps(status_json(current, tag, errs), indent=2))
         return exit_codes.OK
-    version_time = _version_time(job)
-    click.echo(status_text(job, tag, errs, error_limit, version_time), nl=False)
+    version_time = _version_time(current.job if current else None)
+    click.echo(status_text(current, tag, errs, error_limit, version_time), nl=False)
     return exit_codes.OK
 
 
-def _follow(store: JobStore, tag: str) -> None:
+def _view(store: JobStore[BackupJob], tag: str) -> BackupView | None:
+    job = store.job_for_tag(tag)
+    return view(store, job) if job else None
+
+
+def _follow(store: JobStore[BackupJob], tag: str) -> None:
     """Live progress of the tag's backup until it is restorable or no longer active."""
+
+    def show(current: BackupView | None) -> None:
+        if current is None:
+            return
+        job, rf, bd = current.job, current.rangefile, current.bulkdump
+        if rf is not None:
+            live.update("Range-file snapshot", rf.tasks_done, rf.tasks_total, rf.phase.value)
+        if bd is not None:
+            live.update("BulkDump snapshot", bd.tasks_done, bd.tasks_total, f"{bd.phase}, {bd.bytes >> 20} MiB")
+        live.update("Mutation logs", job.log_files, job.log_files, f"{job.log_bytes >> 20} MiB")
+
+    def done(current: BackupView | None) -> bool:
+        return current is None or not current.job.active or current.job.state == BackupState.RUNNING_DIFFERENTIAL
+
     with LiveProgress() as live:
-        while True:
-            job = control.job_for_tag(store, tag)
-            if job is None:
-                return
-            if job.mode.range_files:
-                live.update("Range-file snapshot", job.rf_tasks_done, job.rf_tasks_total, job.rf_phase.value)
-            if job.mode.bulkdump:
-                mib = job.bd_bytes >> 20
-                live.update("BulkDump snapshot", job.bd_tasks_done, job.bd_tasks_total, f"{job.bd_phase}, {mib} MiB")
-            live.update("Mutation logs", job.log_files, job.log_files, f"{job.log_bytes >> 20} MiB")
-            if not job.active or job.state == BackupState.RUNNING_DIFFERENTIAL:
-                return
-            time.sleep(1.0)
+        common.poll(lambda: _view(store, tag), done, show, 1.0)
 
 
 def _version_time(job: BackupJob | None) -> Callable[[int], float | None]:
@@ -213,7 +217,7 @@ def _version_time(job: BackupJob | None) -> Callable[[int], float | None]:
 def abort(cluster_file: str | None, tag: str) -> int:
     """Abort the backup on a tag."""
     store = _store()
-    job = control.job_for_tag(store, tag)
+    job = store.job_for_tag(tag)
     driver = connect(job.cluster_file if job else common.resolve_cluster_file(cluster_file))
     control.abort(store, driver, tag)
     click.echo(f"The backup on tag `{tag}' was successfully aborted.")
@@ -227,7 +231,7 @@ def abort(cluster_file: str | None, tag: str) -> int:
 def discontinue(cluster_file: str | None, tag: str, wait: bool) -> int:
     """Stop a continuous backup once it is restorable."""
     store = _store()
-    job = control.job_for_tag(store, tag)
+    job = store.job_for_tag(tag)
     driver = connect(job.cluster_file if job else common.resolve_cluster_file(cluster_file))
     control.discontinue(store, driver, tag)
     if wait:
@@ -251,7 +255,7 @@ def tags() -> int:
     """List backup tags."""
     store = _store()
     for tag in store.tags():
-        job = control.job_for_tag(store, tag)
+        job = store.job_for_tag(tag)
         click.echo(f"{tag}" if job is None else f"{tag}  {job.state.value}  {job.url_display}")
     return exit_codes.OK
 

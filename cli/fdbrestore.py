@@ -16,27 +16,25 @@ import click
 from cli import common, exit_codes
 from cli.progress import LiveProgress
 from cli.restore_status import NO_RESTORES, full_status_text, progress_text, status_json
-from config import get_settings
 from fdbcore import errors
 from fdbcore.cluster import connect
 from fdbcore.container import open_container
 from fdbcore.keys import USER_KEYS, parse_printable
+from fdbcore.modes import RestoreMode
 from workers.restore import control
-from workers.restore.job import RestoreJob, RestoreMode, RestoreState, Rewrite
-from workers.state import ErrorRecord, JobStore, connect_state
+from workers.restore.job import RestoreJob, RestoreState, Rewrite
+from workers.state import ErrorRecord, JobStore
 
 MODES = ", ".join(m.value for m in RestoreMode)
+#: Backup-side mode words a user may type by mistake, with what they mean here.
+MODE_HINTS = {
+    "bulkdump": "A BulkDump snapshot is restored with --mode bulkload",
+    "both": "Choose one method: --mode bulkload (BulkDump snapshot) or --mode rangefile (range files)",
+}
 
 
-def _store() -> JobStore:
-    return JobStore(connect_state(get_settings().state_url), "restore")
-
-
-def parse_mode(value: str) -> RestoreMode:
-    try:
-        return RestoreMode(value)
-    except ValueError:
-        raise errors.InvalidOptionValue(f"Unknown restore mode '{value}'. Valid modes are: {MODES}") from None
+def _store() -> JobStore[RestoreJob]:
+    return common.state_store("restore", RestoreJob)
 
 
 def parse_timestamp(text: str) -> float:
@@ -101,7 +99,7 @@ def start(
 ) -> int:
     """Start a restore."""
     common.configure_trace(log, logdir)
-    mode = parse_mode(mode_text)
+    mode = common.parse_mode(RestoreMode, mode_text, "restore", MODE_HINTS)
     if version is not None and timestamp is not None:
         raise errors.RestoreError("Restore target version and target timestamp cannot both be specified")
     if timestamp is not None:
@@ -125,7 +123,7 @@ def start(
     )
     container = open_container(url, credential_files=blob_credentials)
     try:
-        rs = control.check(container, driver, req)
+        plan = control.check(container, driver, req)
     except (errors.RestoreInvalidVersion, errors.RestoreMissingData) as exc:
         if dryrun and version is not None:
             click.echo(
@@ -133,56 +131,57 @@ def start(
             )
         raise exc
     if dryrun:
-        click.echo(f"Backup can be used to restore to version {rs.target_version}")
+        click.echo(f"Backup can be used to restore to version {plan.target_version}")
         return exit_codes.OK
     store = _store()
-    uid = control.submit(store, req, rs.target_version)
+    uid = control.submit(store, req, plan)
     from tasks.restore import start as start_task
 
     start_task.apply_async((uid,))
     if not wait:
-        click.echo(f"Restore of tag `{tag}' to version {rs.target_version} was successfully submitted (UID {uid}).")
+        click.echo(f"Restore of tag `{tag}' to version {plan.target_version} was successfully submitted (UID {uid}).")
         return exit_codes.OK
     return _wait(store, tag, verbose=True)
 
 
-def _started(store: JobStore, job: RestoreJob) -> int:
+def _started(store: JobStore[RestoreJob], job: RestoreJob) -> int:
     return len(store.results(job.uid, "bulkload_started"))
 
 
-def _wait(store: JobStore, tag: str, *, verbose: bool) -> int:
+def _wait(store: JobStore[RestoreJob], tag: str, *, verbose: bool) -> int:
     """Follow the restore until it ends: bars on a terminal, FDB's progress text otherwise."""
+    shown = ""
+
+    def show(job: RestoreJob | None) -> None:
+        nonlocal shown
+        if job is None:
+            return
+        if not live.plain:
+            _bars(live, store, job)
+            return
+        text = progress_text(job, _started(store, job))
+        if verbose and text != shown:
+            click.echo(text)
+            shown = text
+
     with LiveProgress() as live:
-        last = ""
-        while True:
-            job = control.job_for_tag(store, tag)
-            if job is None:
-                click.echo(f"waitRestore: Tag: {tag}  State: uninitialized")
-                return exit_codes.NOT_FOUND
-            if live.plain:
-                text = progress_text(job, _started(store, job))
-                if verbose and text != last:
-                    click.echo(text)
-                    last = text
-            else:
-                _bars(live, store, job)
-            if not job.active:
-                break
-            time.sleep(1.0)
+        job = common.poll(lambda: store.job_for_tag(tag), lambda j: j is None or not j.active, show, 1.0)
+    if job is None:
+        click.echo(f"waitRestore: Tag: {tag}  State: uninitialized")
+        return exit_codes.NOT_FOUND
     return _outcome(store, job)
 
 
-def _bars(live: LiveProgress, store: JobStore, job: RestoreJob) -> None:
+def _bars(live: LiveProgress, store: JobStore[RestoreJob], job: RestoreJob) -> None:
     if job.mode == RestoreMode.RANGEFILE:
         live.update("Snapshot (range files)", job.blocks_done, job.blocks_total, "blocks")
     else:
         live.update("Snapshot (BulkLoad)", job.tasks_done, job.tasks_total, "tasks")
-    streams = len(json.loads(job.raw.get("streams_json", "[]")))
     done = len(store.results(job.uid, "replay"))
-    live.update("Mutation log replay", done, streams, f"{job.bytes_written >> 20} MiB written")
+    live.update("Mutation log replay", done, job.streams, f"{job.bytes_written >> 20} MiB written")
 
 
-def _outcome(store: JobStore, job: RestoreJob) -> int:
+def _outcome(store: JobStore[RestoreJob], job: RestoreJob) -> int:
     if job.state == RestoreState.COMPLETED:
         click.echo(f"Restored to version {job.target_version}")
         return exit_codes.OK
@@ -203,7 +202,7 @@ def status(cluster_file: str | None, tag: str | None, as_json: bool) -> int:
     """Show restores and their progress."""
     store = _store()
     tags = [tag] if tag else store.tags()
-    jobs = [j for j in (control.job_for_tag(store, t) for t in tags) if j is not None]
+    jobs = [j for j in (store.job_for_tag(t) for t in tags) if j is not None]
     if as_json:
         click.echo(json.dumps([status_json(j, _started(store, j), store.errors(j.uid)) for j in jobs], indent=2))
         return exit_codes.OK
@@ -221,7 +220,7 @@ def status(cluster_file: str | None, tag: str | None, as_json: bool) -> int:
 def abort(cluster_file: str | None, tag: str) -> int:
     """Abort the restore on a tag."""
     store = _store()
-    job = control.job_for_tag(store, tag)
+    job = store.job_for_tag(tag)
     driver = connect(job.cluster_file if job else common.resolve_cluster_file(cluster_file))
     job = control.abort(store, driver, tag)
     if job.state == RestoreState.ABORTED:

@@ -7,7 +7,8 @@ from typing import Any
 
 from cli.fdbtext import format_bytes_human
 from fdbcore.keys import printable
-from workers.restore.job import RestoreJob, RestoreMode
+from fdbcore.modes import RestoreMode
+from workers.restore.job import RestoreJob
 from workers.state import ErrorRecord
 
 NO_RESTORES = "No restores found.\n\nTo start a restore:\n  fdbrestore start -r <BACKUP_URL> [-t <TAG>]\n"
@@ -68,11 +69,14 @@ def status_json(job: RestoreJob, started_tasks: int, errors: list[ErrorRecord]) 
         "TasksDone": job.tasks_done,
         "TasksStarted": started_tasks,
         "BytesWritten": job.bytes_written,
-        "LogFileBytes": int(job.raw.get("log_file_bytes", "0")),
-        "ReplayedMutationBytes": int(job.raw.get("replay_bytes", "0")),
+        "LogFileBytes": job.log_file_bytes,
+        "ReplayedMutationBytes": job.replay_bytes,
         "Times": {
-            k: float(job.raw[k]) if job.raw.get(k) else None
-            for k in ("created_at", "started_at", "verified_at", "snapshot_done_at", "completed_at")
+            "created_at": job.created_at,
+            "started_at": job.started_at,
+            "verified_at": job.verified_at,
+            "snapshot_done_at": job.snapshot_done_at,
+            "completed_at": job.completed_at,
         },
         "Errors": [e.__dict__ for e in errors],
     }

@@ -18,7 +18,6 @@ import itertools
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from fdbcore import errors, naming
 from fdbcore.cluster.interface import BulkDumpBatch
@@ -156,33 +155,6 @@ def sha256_of(container: BackupContainer, path: str) -> str:
 
 
 # --- assembling a job --------------------------------------------------------------------------------
-
-
-def batch_to_json(b: BulkDumpBatch) -> dict[str, object]:
-    return {
-        "begin": b.range.begin.hex(),
-        "end": b.range.end.hex(),
-        "version": b.version,
-        "manifest_path": b.manifest_path,
-        "data_path": b.data_path,
-        "bytes": b.bytes,
-        "key_count": b.key_count,
-        "data_file_size": b.data_file_size,
-        "checksum": b.checksum,
-    }
-
-
-def batch_from_json(d: dict[str, Any]) -> BulkDumpBatch:
-    return BulkDumpBatch(
-        range=KeyRange(bytes.fromhex(d["begin"]), bytes.fromhex(d["end"])),
-        version=int(d["version"]),
-        manifest_path=str(d["manifest_path"]),
-        data_path=str(d["data_path"]),
-        bytes=int(d["bytes"]),
-        key_count=int(d["key_count"]),
-        data_file_size=int(d["data_file_size"]),
-        checksum=str(d["checksum"]),
-    )
 
 
 def check_batches_cover(batches: Sequence[BulkDumpBatch], ranges: Sequence[KeyRange]) -> None:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Literal
 
 from fdbcore import errors, naming
 from fdbcore.container.base import BackupContainer
@@ -31,20 +29,13 @@ from fdbcore.formats.snapshot_manifest import (
     SnapshotManifest,
     parse_snapshot_manifest,
 )
-from fdbcore.keys import KeyRange, from_hex_plain, normalize_ranges, to_hex_plain
+from fdbcore.keys import KeyRange, from_hex_plain, normalize_ranges, subtract, to_hex_plain
 from fdbcore.logcoverage import drop_subset_duplicates, partitioned_continuous_end, v1_chain
+from fdbcore.modes import RestoreMode, SnapshotKind
 
 MUTATION_LOG_DEFAULT, MUTATION_LOG_PARTITIONED = 0, 1
 #: The content of ``properties/log_checksums`` in a backup that records every log file's SHA-256.
 LOG_CHECKSUM_ALGORITHM = b"sha256"
-
-
-class SnapshotKind(StrEnum):
-    RANGEFILE = "rangefile"
-    BULKDUMP = "bulkdump"
-
-
-RestoreMode = Literal["rangefile", "bulkload"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,10 +317,10 @@ class Catalog:
         checksummed = self.log_checksums_recorded()
         if checksummed:
             self._refuse_lost_logs(all_logs, desc, target_version)
-        kind = SnapshotKind.BULKDUMP if mode == "bulkload" else SnapshotKind.RANGEFILE
+        kind = mode.snapshot_kind
         span = desc.restorable_range(kind)
         if span is None:
-            if mode == "bulkload":
+            if mode == RestoreMode.BULKLOAD:
                 raise errors.RestoreBulkloadDatasetIncomplete(
                     f"the backup at {desc.url} has no complete, restorable BulkDump dataset. "
                     "BulkDump dataset incomplete. Use --mode rangefile"
@@ -403,25 +394,11 @@ def _check_covered(snap: SnapshotRef, wanted: Iterable[KeyRange]) -> None:
     covered = snap.covered_ranges()
     if not covered:
         return  # an old manifest without per-file ranges: FDB restores all its files
-    for w in wanted:
-        rest = [w]
-        for c in covered:
-            rest = [piece for r in rest for piece in _subtract(r, c)]
-        if rest:
-            raise errors.RestoreMissingData(
-                f"snapshot {snap.path} does not contain key range {rest[0]} requested for restore"
-            )
-
-
-def _subtract(r: KeyRange, c: KeyRange) -> list[KeyRange]:
-    if not r.intersects(c):
-        return [r]
-    out = []
-    if r.begin < c.begin:
-        out.append(KeyRange(r.begin, c.begin))
-    if c.end < r.end:
-        out.append(KeyRange(c.end, r.end))
-    return out
+    missing = subtract(wanted, covered)
+    if missing:
+        raise errors.RestoreMissingData(
+            f"snapshot {snap.path} does not contain key range {missing[0]} requested for restore"
+        )
 
 
 def _with_log_end(s: SnapshotRef, log_end: int | None) -> SnapshotRef:

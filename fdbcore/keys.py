@@ -63,6 +63,14 @@ class KeyRange:
         return f"[{printable(self.begin)}, {printable(self.end)})"
 
 
+@dataclass(frozen=True, slots=True)
+class VersionedRange:
+    """Keys in ``range`` hold data as of ``version`` (a piece of FDB's key-version map)."""
+
+    range: KeyRange
+    version: int
+
+
 USER_KEYS = KeyRange(b"", USER_END)
 ALL_KEYS = KeyRange(b"", ALL_END)
 
@@ -79,13 +87,26 @@ def normalize_ranges(ranges: Iterable[KeyRange]) -> list[KeyRange]:
     return out
 
 
-def clip_to_ranges(r: KeyRange, ranges: Sequence[KeyRange]) -> list[KeyRange]:
-    """The parts of ``r`` that fall inside ``ranges`` (which must be normalized)."""
+def subtract(want: Iterable[KeyRange], have: Iterable[KeyRange]) -> list[KeyRange]:
+    """The parts of ``want`` that no range of ``have`` covers, in order."""
+    holes = list(have)
     out = []
-    for other in ranges:
-        part = r.intersection(other)
-        if part is not None:
-            out.append(part)
+    for w in normalize_ranges(want):
+        rest = [w]
+        for h in holes:
+            rest = [piece for r in rest for piece in _minus(r, h)]
+        out += rest
+    return out
+
+
+def _minus(r: KeyRange, h: KeyRange) -> list[KeyRange]:
+    if not r.intersects(h):
+        return [r]
+    out = []
+    if r.begin < h.begin:
+        out.append(KeyRange(r.begin, h.begin))
+    if h.end < r.end:
+        out.append(KeyRange(h.end, r.end))
     return out
 
 

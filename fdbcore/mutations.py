@@ -87,14 +87,6 @@ class Mutation(NamedTuple):
     param1: bytes
     param2: bytes
 
-    @property
-    def is_clear_range(self) -> bool:
-        return self.type == MutationType.CLEAR_RANGE
-
-    @property
-    def is_atomic(self) -> bool:
-        return self.type in ATOMIC_TYPES
-
     def byte_size(self) -> int:
         """Bytes as FDB counts them in a mutation list: 12-byte header plus both params."""
         return 12 + len(self.param1) + len(self.param2)

@@ -9,6 +9,7 @@ everything else (and no secret ever reaches a task argument, a log line or Flowe
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from celery import Task, chord
@@ -16,21 +17,21 @@ from celery import Task, chord
 from config import get_settings
 from tasks import retry
 from tasks.app import app
-from workers.backup import service
+from workers.backup import lifecycle, mutationlog, snapshot
 from workers.context import context
 
 
 @app.task(name="backup.start", queue="backup", bind=True)
 def start(self: Task[Any, Any], uid: str) -> None:
-    if retry.run(self, service.start, context(), uid):
+    if retry.run(self, lifecycle.start, context(), uid):
         capture_logs.apply_async((uid, 1))
-        snapshot.apply_async((uid, 1))
+        snapshot_period.apply_async((uid, 1))
 
 
 @app.task(name="backup.snapshot", queue="backup", bind=True)
-def snapshot(self: Task[Any, Any], uid: str, seq: int) -> None:
+def snapshot_period(self: Task[Any, Any], uid: str, seq: int) -> None:
     ctx = context()
-    plan = retry.run(self, service.plan_snapshot, ctx, uid, seq)
+    plan = retry.run(self, snapshot.plan, ctx, uid, seq)
     if plan is None:
         return
     if plan.rangefile_tasks:
@@ -39,39 +40,45 @@ def snapshot(self: Task[Any, Any], uid: str, seq: int) -> None:
     if plan.bulkdump_tasks:
         header = [bulkdump_task.si(uid, seq, i) for i in range(plan.bulkdump_tasks)]
         chord(header)(finish_bulkdump.si(uid, seq).on_error(snapshot_failed.si(uid, seq, "bulkdump")))
-    service.mark_dispatched(ctx, uid, seq)
+    snapshot.mark_dispatched(ctx, uid, seq)
 
 
 @app.task(name="backup.rangefile", queue="rangefile", bind=True)
 def rangefile_task(self: Task[Any, Any], uid: str, seq: int, index: int) -> None:
-    retry.run(self, service.rangefile_task, context(), uid, seq, index)
+    ctx = context()
+    failed = partial(snapshot.rangefile_task_failed, ctx, uid, seq, index)
+    retry.run(self, snapshot.rangefile_task, ctx, uid, seq, index, on_failure=failed)
 
 
 @app.task(name="backup.finish_rangefile", queue="backup", bind=True)
 def finish_rangefile(self: Task[Any, Any], uid: str, seq: int) -> None:
-    retry.run(self, service.finish_rangefile, context(), uid, seq)
+    ctx = context()
+    failed = partial(snapshot.rangefile_snapshot_failed, ctx, uid, seq)
+    retry.run(self, snapshot.finish_rangefile, ctx, uid, seq, on_failure=failed)
 
 
 @app.task(name="backup.bulkdump", queue="bulkdump", bind=True)
 def bulkdump_task(self: Task[Any, Any], uid: str, seq: int, index: int) -> None:
-    retry.run(self, service.bulkdump_task, context(), uid, seq, index)
+    retry.run(self, snapshot.bulkdump_task, context(), uid, seq, index)
 
 
 @app.task(name="backup.finish_bulkdump", queue="backup", bind=True)
 def finish_bulkdump(self: Task[Any, Any], uid: str, seq: int) -> None:
-    retry.run(self, service.finish_bulkdump, context(), uid, seq)
+    ctx = context()
+    failed = partial(snapshot.bulkdump_snapshot_failed, ctx, uid, seq)
+    retry.run(self, snapshot.finish_bulkdump, ctx, uid, seq, on_failure=failed)
 
 
 @app.task(name="backup.snapshot_failed", queue="backup", bind=True)
 def snapshot_failed(self: Task[Any, Any], uid: str, seq: int, phase: str) -> None:
     """Errback of a snapshot chord: a header task died for good, so record the failure."""
-    retry.run(self, service.snapshot_chord_failed, context(), uid, seq, phase)
+    retry.run(self, snapshot.chord_failed, context(), uid, seq, phase)
 
 
 @app.task(name="backup.capture_logs", queue="mutationlog", bind=True)
 def capture_logs(self: Task[Any, Any], uid: str, round_no: int) -> None:
-    outcome = retry.run(self, service.log_round, context(), uid, round_no)
+    outcome = retry.run(self, mutationlog.log_round, context(), uid, round_no)
     if outcome.snapshot_seq:
-        snapshot.apply_async((uid, outcome.snapshot_seq))
+        snapshot_period.apply_async((uid, outcome.snapshot_seq))
     if outcome.next_round is not None:
         capture_logs.apply_async((uid, outcome.next_round), countdown=get_settings().log_flush_interval)

@@ -18,6 +18,8 @@ from config import Settings, get_settings
 from fdbcore.cluster import ClusterDriver, connect
 from fdbcore.container import BackupContainer, open_container
 from workers import trace
+from workers.backup.job import BackupJob
+from workers.restore.job import RestoreJob
 from workers.state import JobStore, connect_state
 
 
@@ -29,12 +31,12 @@ class Context:
     _containers: dict[tuple[str, tuple[str, ...]], BackupContainer] = field(default_factory=dict)
 
     @cached_property
-    def backups(self) -> JobStore:
-        return JobStore(self.redis, "backup")
+    def backups(self) -> JobStore[BackupJob]:
+        return JobStore(self.redis, "backup", BackupJob)
 
     @cached_property
-    def restores(self) -> JobStore:
-        return JobStore(self.redis, "restore")
+    def restores(self) -> JobStore[RestoreJob]:
+        return JobStore(self.redis, "restore", RestoreJob)
 
     def cluster(self, cluster_file: str) -> ClusterDriver:
         driver = self._clusters.get(cluster_file)

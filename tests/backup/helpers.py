@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Protocol
 
 from fdbcore import bulkdump_dataset as ds
-from fdbcore.catalog import Catalog, SnapshotKind
+from fdbcore.catalog import Catalog
 from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.container import open_container
 from fdbcore.formats.io import ContainerSource
 from fdbcore.formats.rangefile import iter_range_file
 from fdbcore.formats.sst import read_sst
 from fdbcore.keys import KeyRange
+from fdbcore.modes import SnapshotKind
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,9 +6,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from fdbcore.catalog import Catalog, SnapshotKind
+from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
 from fdbcore.keys import USER_KEYS
+from fdbcore.modes import SnapshotKind
 from tests.backup.helpers import backup_folder, checksum, same_data
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet

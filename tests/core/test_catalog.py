@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from fdbcore import errors, naming
-from fdbcore.catalog import LOG_CHECKSUM_ALGORITHM, Catalog, SnapshotKind, encode_partition_map, expire
+from fdbcore.catalog import LOG_CHECKSUM_ALGORITHM, Catalog, encode_partition_map, expire
 from fdbcore.container.local import LocalContainer
 from fdbcore.formats.partitioned_log import PartitionedLogWriter
 from fdbcore.formats.rangefile import write_range_file
 from fdbcore.formats.snapshot_manifest import BulkDumpSnapshotManifest, SnapshotManifest
 from fdbcore.keys import USER_KEYS, KeyRange
+from fdbcore.modes import RestoreMode, SnapshotKind
 from fdbcore.mutations import set_value
 
 UID = "0123456789abcdef0123456789abcdef"
@@ -89,7 +90,7 @@ def test_log_gap_in_one_tag_limits_restorability(container: LocalContainer) -> N
 
 
 def test_rangefile_restore_never_selects_a_bulkdump_snapshot(container: LocalContainer) -> None:
-    rs = Catalog(container).restore_set(170, [USER_KEYS], "rangefile")
+    rs = Catalog(container).restore_set(170, [USER_KEYS], RestoreMode.RANGEFILE)
     assert rs.snapshot.kind == SnapshotKind.RANGEFILE
     assert [f.version for f in rs.range_files] == [120, 150]
     assert (rs.begin_version, rs.end_version, rs.target_version) == (120, 150, 170)
@@ -97,14 +98,14 @@ def test_rangefile_restore_never_selects_a_bulkdump_snapshot(container: LocalCon
 
 
 def test_bulkload_restore_selects_the_bulkdump_dataset(container: LocalContainer) -> None:
-    rs = Catalog(container).restore_set(None, [USER_KEYS], "bulkload")
+    rs = Catalog(container).restore_set(None, [USER_KEYS], RestoreMode.BULKLOAD)
     assert rs.snapshot.kind == SnapshotKind.BULKDUMP and rs.target_version == 299
     assert rs.range_files == [] and (rs.begin_version, rs.end_version) == (130, 160)
     assert len(rs.log_files) == 4
 
 
 def test_key_filter_narrows_files_and_versions(container: LocalContainer) -> None:
-    rs = Catalog(container).restore_set(150, [KeyRange(b"a", b"b")], "rangefile")
+    rs = Catalog(container).restore_set(150, [KeyRange(b"a", b"b")], RestoreMode.RANGEFILE)
     assert [f.key_range for f in rs.range_files] == [A]
     assert (rs.begin_version, rs.end_version) == (120, 120)
 
@@ -121,7 +122,7 @@ def test_versions_outside_the_range_are_named_errors(
     container: LocalContainer, target: int, mode: str, error: type[errors.FDBError], text: str
 ) -> None:
     with pytest.raises(error, match=text):
-        Catalog(container).restore_set(target, [USER_KEYS], mode)  # type: ignore[arg-type]
+        Catalog(container).restore_set(target, [USER_KEYS], RestoreMode(mode))
 
 
 def test_bulkload_without_dataset_points_to_rangefile(tmp_path: Path) -> None:
@@ -132,16 +133,16 @@ def test_bulkload_without_dataset_points_to_rangefile(tmp_path: Path) -> None:
         put_plog(c, 100, 200, tag)
     put_range_snapshot(c, 110, (120, 150))
     with pytest.raises(errors.RestoreBulkloadDatasetIncomplete, match="Use --mode rangefile"):
-        Catalog(c).restore_set(None, [USER_KEYS], "bulkload")
+        Catalog(c).restore_set(None, [USER_KEYS], RestoreMode.BULKLOAD)
 
 
 def test_missing_range_file_and_uncovered_range(container: LocalContainer) -> None:
     with pytest.raises(errors.RestoreMissingData, match="does not contain key range"):
-        Catalog(container).restore_set(150, [KeyRange(b"", b"\xff\x01")], "rangefile")
+        Catalog(container).restore_set(150, [KeyRange(b"", b"\xff\x01")], RestoreMode.RANGEFILE)
     victim = next(f.path for f in Catalog(container).range_files() if f.version == 150)
     container.delete(victim)
     with pytest.raises(errors.RestoreMissingData, match="is missing"):
-        Catalog(container).restore_set(150, [USER_KEYS], "rangefile")
+        Catalog(container).restore_set(150, [USER_KEYS], RestoreMode.RANGEFILE)
 
 
 def test_empty_container_does_not_exist(tmp_path: Path) -> None:
@@ -160,24 +161,26 @@ def test_expire_refuses_to_break_restorability_and_moves_back_inside_a_log(conta
 
 
 def test_a_deleted_log_file_is_named_instead_of_lowering_the_restorable_version(container: LocalContainer) -> None:
-    rs = Catalog(container).restore_set(None, [USER_KEYS], "rangefile")
+    rs = Catalog(container).restore_set(None, [USER_KEYS], RestoreMode.RANGEFILE)
     assert rs.target_version == 299 and rs.log_checksums
     container.delete(naming.log_file_path(200, 300, UID, 4096, tag=1, total_tags=2))
     assert Catalog(container).describe().restorable_range() == (150, 199)  # all the listing alone can see
     with pytest.raises(errors.RestoreMissingData, match=r"log,200,300,.*is missing.*\[200, 300\)"):
-        Catalog(container).restore_set(None, [USER_KEYS], "rangefile")
+        Catalog(container).restore_set(None, [USER_KEYS], RestoreMode.RANGEFILE)
     with pytest.raises(errors.RestoreMissingData, match="is missing"):
-        Catalog(container).restore_set(250, [USER_KEYS], "rangefile")
-    assert Catalog(container).restore_set(180, [USER_KEYS], "rangefile").target_version == 180  # before the hole
+        Catalog(container).restore_set(250, [USER_KEYS], RestoreMode.RANGEFILE)
+    assert (
+        Catalog(container).restore_set(180, [USER_KEYS], RestoreMode.RANGEFILE).target_version == 180
+    )  # before the hole
 
 
 def test_the_log_checksums_property_cannot_be_lost_quietly(container: LocalContainer) -> None:
     container.delete(naming.property_path(naming.LOG_CHECKSUMS))
     with pytest.raises(errors.RestoreCorruptedData, match="log_checksums is missing"):
-        Catalog(container).restore_set(None, [USER_KEYS], "rangefile")
+        Catalog(container).restore_set(None, [USER_KEYS], RestoreMode.RANGEFILE)
     container.write(naming.property_path(naming.LOG_CHECKSUMS), b"md5")
     with pytest.raises(errors.RestoreCorruptedData, match="unknown checksum"):
-        Catalog(container).restore_set(None, [USER_KEYS], "rangefile")
+        Catalog(container).restore_set(None, [USER_KEYS], RestoreMode.RANGEFILE)
 
 
 def test_a_crashed_writers_leftover_record_is_covered_by_its_successor(container: LocalContainer) -> None:
@@ -186,7 +189,7 @@ def test_a_crashed_writers_leftover_record_is_covered_by_its_successor(container
     container.delete(loser)
     catalog = Catalog(container)
     assert catalog.lost_log_files(catalog.log_files()) == []
-    assert catalog.restore_set(None, [USER_KEYS], "rangefile").target_version == 299
+    assert catalog.restore_set(None, [USER_KEYS], RestoreMode.RANGEFILE).target_version == 299
 
 
 def test_forced_expire_deletes_old_data_and_bulkdump_datasets(container: LocalContainer) -> None:

@@ -15,11 +15,12 @@ import redis
 from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
 from fdbcore.keys import USER_KEYS
+from fdbcore.modes import RestoreMode
 from tests.backup.helpers import backup_folder, checksum, same_data, start_workload
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
 from tests.fixtures.s3 import S3Endpoint, S3FaultProxy
-from workers.backup.job import BackupJob
+from workers.backup.job import BackupJob, BackupView, view
 from workers.restore.job import RestoreJob
 from workers.state import JobStore
 
@@ -112,7 +113,7 @@ def verify_reads(url: str, creds: Path, bulkload: bool) -> dict[str, int]:
     """How many GETs ``restore.verify`` makes of range files (``kvranges``) and log files (``plogs``)
     in a restore to the newest version; a hold meant for a later phase lets these through first."""
     catalog = Catalog(open_container(url, credential_files=[str(creds)]))
-    rs = catalog.restore_set(None, [USER_KEYS], "bulkload" if bulkload else "rangefile")
+    rs = catalog.restore_set(None, [USER_KEYS], RestoreMode.BULKLOAD if bulkload else RestoreMode.RANGEFILE)
     return {
         "kvranges": sum(-(-f.size // VERIFY_CHUNK) for f in rs.range_files),
         "plogs": sum(-(-f.size // VERIFY_CHUNK) for f in rs.log_files),
@@ -131,20 +132,20 @@ def wait_until(what: str, predicate: Callable[[], Any], timeout: float = 120, in
         time.sleep(interval)
 
 
-def state_store(fleet: Fleet, kind: str) -> JobStore:
-    return JobStore(redis.Redis.from_url(f"{fleet.redis_url}/2"), kind)
+def state_store(fleet: Fleet, kind: str) -> JobStore[Any]:
+    record = BackupJob if kind == "backup" else RestoreJob
+    return JobStore(redis.Redis.from_url(f"{fleet.redis_url}/2"), kind, record)
 
 
-def backup_job(fleet: Fleet, tag: str = "default") -> BackupJob | None:
-    store = state_store(fleet, "backup")
-    uid = store.uid_for_tag(tag)
-    return BackupJob.from_fields(store.get(uid)) if uid else None
+def backup_view(fleet: Fleet, tag: str = "default") -> BackupView | None:
+    store: JobStore[BackupJob] = state_store(fleet, "backup")
+    job = store.job_for_tag(tag)
+    return view(store, job) if job else None
 
 
 def restore_job(fleet: Fleet, tag: str = "default") -> RestoreJob | None:
-    store = state_store(fleet, "restore")
-    uid = store.uid_for_tag(tag)
-    return RestoreJob.from_fields(store.get(uid)) if uid else None
+    store: JobStore[RestoreJob] = state_store(fleet, "restore")
+    return store.job_for_tag(tag)
 
 
 def fast_redelivery(fleet: Fleet, visibility: int = 6) -> None:

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from fdbcore.catalog import Catalog, SnapshotKind
+from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
 from fdbcore.keys import KeyRange
+from fdbcore.modes import SnapshotKind
 from tests.backup.helpers import read_all
 from tests.faults.helpers import container_fingerprint, file_fingerprint, make_backup, source_cluster, state_store
 from tests.fixtures.cluster import EmbeddedCluster

@@ -18,8 +18,9 @@ import pytest
 
 from fdbcore import bulkdump_dataset as ds
 from fdbcore import naming
-from fdbcore.catalog import Catalog, SnapshotKind
+from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
+from fdbcore.modes import SnapshotKind
 from tests.backup.helpers import checksum
 from tests.faults.helpers import (
     BULKLOAD_KNOBS,

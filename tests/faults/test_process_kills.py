@@ -21,7 +21,7 @@ from fdbcore.keys import USER_KEYS
 from tests.backup.helpers import backup_folder, start_workload
 from tests.faults.helpers import (
     BULKLOAD_KNOBS,
-    backup_job,
+    backup_view,
     fast_redelivery,
     restore_job,
     run,
@@ -45,7 +45,9 @@ def _backup_until_snapshot(fleet: Fleet, source: EmbeddedCluster, base: Path) ->
     cf = str(source.cluster_file)
     res = fleet.run(["fdbbackup", "start", "-C", cf, "-d", f"file://{base}", "--mode", "both", "-z"])
     assert res.returncode == 0, res.stderr
-    wait_until("the BulkDump snapshot to run", lambda: (j := backup_job(fleet)) and j.bd_tasks_total > 0)
+    wait_until(
+        "the BulkDump snapshot to run", lambda: (v := backup_view(fleet)) and v.bulkdump and v.bulkdump.tasks_total > 0
+    )
 
 
 def _finish_backup(fleet: Fleet, source: EmbeddedCluster, base: Path) -> str:

@@ -22,14 +22,15 @@ import pytest
 from config import Settings
 from fdbcore.container import open_container
 from fdbcore.keys import USER_KEYS
+from fdbcore.modes import RestoreMode
 from tests.backup.helpers import check_bulkdump_matches_cluster, check_range_files_match_cluster
 from tests.faults.helpers import S3Rig, assert_exact, make_backup, restore_exactly, source_cluster, verify_reads
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
 from workers.context import Context
-from workers.restore import control, replay, service
+from workers.restore import control, lifecycle, log_phase, replay, snapshot_phase
 from workers.restore import rangefile as rangefile_restore
-from workers.restore.job import RestoreMode, RestoreState, Rewrite
+from workers.restore.job import RestoreState, Rewrite
 from workers.state import connect_state
 
 _RECEIVED = re.compile(r"Task ([\w.]+)\[([0-9a-f-]+)\] received")
@@ -113,22 +114,21 @@ class Steps:
     dest: EmbeddedCluster
 
     def snapshot(self, skip: int | None = None) -> None:
-        tasks = int(service.load(self.ctx, self.uid).raw["snapshot_tasks"])
+        tasks = lifecycle.plan_of(self.ctx, self.uid).snapshot_tasks
         for i in range(tasks):
             if i != skip:
-                service.rangefile_task(self.ctx, self.uid, i)
-        assert service.snapshot_done(self.ctx, self.uid)
+                snapshot_phase.rangefile_task(self.ctx, self.uid, i)
+        assert snapshot_phase.snapshot_done(self.ctx, self.uid)
 
     def replay_all(self) -> None:
-        streams = len(json.loads(service.load(self.ctx, self.uid).raw["streams_json"]))
-        for s in range(streams):
-            while not service.replay_task(self.ctx, self.uid, s):
+        for s in range(len(lifecycle.plan_of(self.ctx, self.uid).streams)):
+            while not log_phase.replay_task(self.ctx, self.uid, s):
                 pass
 
     def finish(self) -> int:
-        service.finish(self.ctx, self.uid)
-        job = service.load(self.ctx, self.uid)
-        assert job.state == RestoreState.COMPLETED, job.raw
+        lifecycle.finish(self.ctx, self.uid)
+        job = lifecycle.load(self.ctx, self.uid)
+        assert job.state == RestoreState.COMPLETED, job
         return job.target_version
 
 
@@ -155,9 +155,9 @@ def steps(
     req = control.RestoreRequest(
         "late", url, str(dest.cluster_file), RestoreMode.RANGEFILE, None, [USER_KEYS], Rewrite()
     )
-    rs = control.check(open_container(url), dest.driver, req)
-    uid = control.submit(ctx.restores, req, rs.target_version)
-    assert service.plan(ctx, uid) is not None
+    plan = control.check(open_container(url), dest.driver, req)
+    uid = control.submit(ctx.restores, req, plan)
+    assert lifecycle.start(ctx, uid) is not None
     return Steps(ctx, uid, dest)
 
 
@@ -187,10 +187,10 @@ def test_a_range_file_copy_held_past_the_snapshot_phase_writes_nothing(
     steps: Steps, logged_backup: tuple[EmbeddedCluster, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source, _ = logged_backup
-    files = json.loads(service.load(steps.ctx, steps.uid).raw["files_json"])
-    biggest = max(range(len(files)), key=lambda i: files[i]["size"])
+    files = lifecycle.plan_of(steps.ctx, steps.uid).range_files
+    biggest = max(range(len(files)), key=lambda i: files[i].size)
     reached, release = _held(monkeypatch, rangefile_restore, "iter_range_file")
-    late, _ = _late(lambda: service.rangefile_task(steps.ctx, steps.uid, biggest))  # read, not yet written
+    late, _ = _late(lambda: snapshot_phase.rangefile_task(steps.ctx, steps.uid, biggest))  # read, not yet written
     assert reached.wait(30)
     steps.snapshot()  # the first copy restores the file too, and the replay starts
     steps.replay_all()
@@ -205,11 +205,10 @@ def test_a_replay_copy_that_loses_its_race_after_finish_replays_nothing(
 ) -> None:
     source, _ = logged_backup
     steps.snapshot()
-    job = service.load(steps.ctx, steps.uid)
-    streams = json.loads(job.raw["streams_json"])
-    busiest = max(range(len(streams)), key=lambda s: sum(f[1] for f in streams[s]))
+    streams = lifecycle.plan_of(steps.ctx, steps.uid).streams
+    busiest = max(range(len(streams)), key=lambda s: sum(f.size for f in streams[s]))
     reached, release = _held(monkeypatch, replay.Replayer, "run")
-    late, out = _late(lambda: service.replay_task(steps.ctx, steps.uid, busiest))  # position read, nothing applied
+    late, out = _late(lambda: log_phase.replay_task(steps.ctx, steps.uid, busiest))  # position read, nothing applied
     assert reached.wait(30)
     steps.replay_all()
     version = steps.finish()  # clears the replay positions and the lock

@@ -191,7 +191,7 @@ def test_kill_in_restore_phase_resumes_and_restores_exactly(
         proxy.wait_for(trigger[0], trigger[1], count=skip_past + 1, timeout=60)
         if skip:
             job = restore_job(fleet)
-            assert job is not None and job.raw.get("verified_at"), "the hold caught a verify read, not the phase's"
+            assert job is not None and job.verified_at, "the hold caught a verify read, not the phase's"
     time.sleep(random.Random(seed).uniform(0, 2.0))
     kill(fleet, first, whole)
     wait_for_exact_restore(fleet, s3_backup.source, dest)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from fdbcore.catalog import Catalog, SnapshotKind
+from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
+from fdbcore.modes import SnapshotKind
 from tests.backup.helpers import (
     backup_folder,
     check_bulkdump_matches_cluster,

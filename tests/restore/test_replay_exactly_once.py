@@ -13,11 +13,11 @@ from fdbcore import naming
 from fdbcore.catalog import LogFileRef
 from fdbcore.container.local import LocalContainer
 from fdbcore.formats.partitioned_log import PartitionedLogWriter
-from fdbcore.keys import KeyRange
+from fdbcore.keys import KeyRange, VersionedRange
 from fdbcore.mutations import Mutation, MutationType, clear_range, set_value
 from tests.fixtures.cluster import EmbeddedCluster
 from workers.restore import replay
-from workers.restore.job import Rewrite, VersionPiece
+from workers.restore.job import Rewrite
 
 UID = "ab" * 16
 
@@ -50,7 +50,7 @@ def test_duplicate_replays_apply_each_add_once(
         write_log(c, 100, 250, [m for m in interleaved if m[0] < 250]),
         write_log(c, 250, 500, [m for m in interleaved if m[0] >= 250] + [(450, clear_range(b"k", b"l"))]),
     ]
-    vmap = replay.VersionMap([VersionPiece(KeyRange(b"", b"\xff"), 100)])
+    vmap = replay.VersionMap([VersionedRange(KeyRange(b"", b"\xff"), 100)])
     target = 400
     done: list[bool] = []
     conflicts: list[int] = []
@@ -86,7 +86,7 @@ def test_replay_skips_what_the_snapshot_already_has(embedded_cluster: EmbeddedCl
     log = [(v, Mutation(MutationType.ADD_VALUE, key, one())) for v in (150, 250) for key in (b"a1", b"b1")]
     files = [write_log(c, 100, 300, log)]
     # keys under "a" come from a batch at version 200, keys under "b" from one at version 100
-    vmap = replay.VersionMap([VersionPiece(KeyRange(b"a", b"b"), 200), VersionPiece(KeyRange(b"b", b"c"), 100)])
+    vmap = replay.VersionMap([VersionedRange(KeyRange(b"a", b"b"), 200), VersionedRange(KeyRange(b"b", b"c"), 100)])
     rep = replay.Replayer(embedded_cluster.driver, UID, 7, vmap, Rewrite(), 300, "x")
     assert rep.run(replay.partition_stream(c, files, rep.position), 60)
     d = embedded_cluster.driver

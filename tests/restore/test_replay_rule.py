@@ -3,12 +3,12 @@
 import pytest
 
 from fdbcore import errors
-from fdbcore.keys import KeyRange
+from fdbcore.keys import KeyRange, VersionedRange
 from fdbcore.mutations import Mutation, MutationType, clear_range, set_value
-from workers.restore.job import Rewrite, VersionPiece
+from workers.restore.job import Rewrite
 from workers.restore.replay import VersionMap, translate
 
-VMAP = VersionMap([VersionPiece(KeyRange(b"a", b"m"), 100), VersionPiece(KeyRange(b"m", b"t"), 150)])
+VMAP = VersionMap([VersionedRange(KeyRange(b"a", b"m"), 100), VersionedRange(KeyRange(b"m", b"t"), 150)])
 NONE = Rewrite()
 
 
@@ -35,7 +35,7 @@ def test_clears_are_clipped_to_pieces_newer_than_their_version() -> None:
 
 def test_prefixes_rewrite_keys_and_clears() -> None:
     rw = Rewrite(remove=b"a", add=b"X/")
-    vmap = VersionMap([VersionPiece(KeyRange(b"a", b"b"), 10)])
+    vmap = VersionMap([VersionedRange(KeyRange(b"a", b"b"), 10)])
     assert translate(set_value(b"abc", b"v"), 11, vmap, rw) == [set_value(b"X/bc", b"v")]
     assert translate(clear_range(b"a", b"b"), 11, vmap, rw) == [clear_range(b"X/", b"X0")]
 

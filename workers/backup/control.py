@@ -1,4 +1,4 @@
-"""What the producer CLI does to backups without the fleet: submit, abort, discontinue, look up.
+"""What the producer CLI does to backups without the fleet: submit, abort, discontinue.
 
 Like ``fdbbackup``, submitting only records the job and hands ``backup.start`` to the agents; the
 container is created here first, so a bad URL or missing credentials fail at the prompt (FDB:
@@ -7,17 +7,17 @@ container is created here first, so a bad URL or missing credentials fail at the
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fdbcore import errors, naming
 from fdbcore.cluster.interface import ClusterDriver
-from fdbcore.container import BackupContainer, redact_url
+from fdbcore.container import BackupContainer
 from fdbcore.keys import USER_END, KeyRange, normalize_ranges, printable
-from workers.backup.job import ACTIVE_STATES, BackupJob, BackupState, SnapshotMode, ranges_to_json
-from workers.state import JobStore
+from fdbcore.modes import SnapshotMode
+from workers.backup.job import ACTIVE_STATES, BackupJob, BackupState
+from workers.state import JobStore, job_identity
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,11 @@ def validate_ranges(ranges: Sequence[KeyRange]) -> list[KeyRange]:
     return normalize_ranges(ranges)
 
 
-def submit(store: JobStore, container: BackupContainer, sub: Submission, *, dry_run: bool = False) -> str:
+def submit(store: JobStore[BackupJob], container: BackupContainer, sub: Submission, *, dry_run: bool = False) -> str:
     """Record a new backup on ``sub.tag``; raises ``backup_duplicate`` if one is running there."""
     ranges = validate_ranges(sub.ranges)
-    current = store.uid_for_tag(sub.tag)
-    if current and BackupJob.from_fields(store.get(current)).active:
+    current = store.job_for_tag(sub.tag)
+    if current is not None and current.active:
         raise errors.BackupDuplicate(f"A backup is already running on tag `{printable(sub.tag.encode())}'")
     if dry_run:
         return ""
@@ -58,49 +58,38 @@ def submit(store: JobStore, container: BackupContainer, sub: Submission, *, dry_
     blocking = store.claim_tag(sub.tag, uid, BackupState.SUBMITTED, ACTIVE_STATES)
     if blocking is not None:
         raise errors.BackupDuplicate(f"A backup is already running on tag `{printable(sub.tag.encode())}'")
-    store.create(
-        uid,
-        {
-            "uid": uid,
-            "tag": sub.tag,
-            "url": sub.url,
-            "url_display": redact_url(sub.url),
-            "cluster_file": sub.cluster_file,
-            "credential_files": json.dumps(list(sub.credential_files)),
-            "mode": sub.mode,
-            "ranges": ranges_to_json(ranges),
-            "stop_when_done": sub.stop_when_done,
-            "snapshot_interval": sub.snapshot_interval,
-            "bulkdump_deadline": sub.bulkdump_deadline,
-            "state": BackupState.SUBMITTED,
-            "created_at": time.time(),
-        },
+    job = BackupJob(
+        **job_identity(uid, sub.tag, sub.url, sub.cluster_file, sub.credential_files),
+        mode=sub.mode,
+        ranges=ranges,
+        stop_when_done=sub.stop_when_done,
+        snapshot_interval=sub.snapshot_interval,
+        bulkdump_deadline=sub.bulkdump_deadline,
+        state=BackupState.SUBMITTED,
+        created_at=time.time(),
     )
+    store.create(uid, job)
     return uid
 
 
-def job_for_tag(store: JobStore, tag: str) -> BackupJob | None:
-    uid = store.uid_for_tag(tag)
-    return BackupJob.from_fields(store.get(uid)) if uid else None
-
-
-def abort(store: JobStore, driver: ClusterDriver, tag: str) -> BackupJob:
+def abort(store: JobStore[BackupJob], driver: ClusterDriver, tag: str) -> BackupJob:
     """Stop the tag's backup now; FDB's ``backup_unneeded`` if none is running."""
-    job = job_for_tag(store, tag)
-    if job is None or not store.compare_and_set(job.uid, "state", list(ACTIVE_STATES), BackupState.ABORTED):
+    job = store.job_for_tag(tag)
+    if job is None or not store.job(job.uid).compare_and_set("state", ACTIVE_STATES, BackupState.ABORTED):
         raise errors.BackupUnneeded(f"A backup was not running on tag `{printable(tag.encode())}'")
     for t in range(len(job.partitions)):
         driver.stop_log_capture(job.capture_id(t))
     return job
 
 
-def discontinue(store: JobStore, driver: ClusterDriver, tag: str) -> BackupJob:
+def discontinue(store: JobStore[BackupJob], driver: ClusterDriver, tag: str) -> BackupJob:
     """Let a continuous backup stop once its snapshot is restorable and its logs reach the cluster's
     version at this moment, so everything committed before the command is in the backup."""
-    job = job_for_tag(store, tag)
+    job = store.job_for_tag(tag)
     if job is None or not job.active:
         raise errors.BackupUnneeded(f"A backup in not running on tag `{printable(tag.encode())}'")
-    store.update(job.uid, stop_version=driver.get_read_version())
-    if not store.compare_and_set(job.uid, "stop_when_done", ["0", ""], True):
+    record = store.job(job.uid)
+    record.update(stop_version=driver.get_read_version())
+    if not record.compare_and_set("stop_when_done", [False, None], True):
         raise errors.BackupDuplicate(f"The backup on tag `{printable(tag.encode())}' is already discontinued")
     return job

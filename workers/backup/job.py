@@ -1,17 +1,25 @@
-"""One backup's record in Redis (FDB's BackupConfig), read as a typed, immutable view.
+"""One backup's records in Redis (FDB's BackupConfig), as typed, immutable views.
 
-Field names are the Redis hash fields. Per-partition log progress lives in ``log_saved:<tag>``
-fields; per-snapshot task lists in ``rf_tasks:<seq>`` / ``bd_tasks:<seq>``; per-task results in
-the job's result hashes ``rangefile:<seq>`` and ``bulkdump:<seq>`` (see :mod:`workers.state`).
+``fdbbr:backup:<uid>`` holds the :class:`BackupJob`; each snapshot period ``<seq>`` has one record
+per snapshot method it runs, ``fdbbr:backup:<uid>:rangefile:<seq>`` (:class:`RangeFileSnapshot`)
+and ``fdbbr:backup:<uid>:bulkdump:<seq>`` (:class:`BulkDumpSnapshot`); per-task results live in the
+result hashes ``rangefile:<seq>`` and ``bulkdump:<seq>`` (see :mod:`workers.state`).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from fdbcore.keys import KeyRange
+from fdbcore.modes import SnapshotMode
+from workers.record import Record, keyed
+from workers.state import JobStore, RecordHash
+
+#: FDB's ``BACKUP_DEFAULT_SNAPSHOT_INTERVAL_SEC``.
+DEFAULT_SNAPSHOT_INTERVAL = 864000
+#: FDB's ``BULKDUMP_JOB_TIMEOUT``: seconds one snapshot's BulkDump may take.
+DEFAULT_BULKDUMP_DEADLINE = 86400
 
 
 class BackupState(StrEnum):
@@ -28,22 +36,8 @@ class BackupState(StrEnum):
 ACTIVE_STATES = (BackupState.SUBMITTED, BackupState.RUNNING, BackupState.RUNNING_DIFFERENTIAL)
 
 
-class SnapshotMode(StrEnum):
-    RANGEFILE = "rangefile"
-    BULKDUMP = "bulkdump"
-    BOTH = "both"
-
-    @property
-    def range_files(self) -> bool:
-        return self in (SnapshotMode.RANGEFILE, SnapshotMode.BOTH)
-
-    @property
-    def bulkdump(self) -> bool:
-        return self in (SnapshotMode.BULKDUMP, SnapshotMode.BOTH)
-
-
 class Phase(StrEnum):
-    """Progress of one snapshot method within the current snapshot."""
+    """Progress of one snapshot method within one snapshot period."""
 
     NOT_STARTED = "not_started"
     RUNNING = "running"
@@ -56,69 +50,40 @@ class Phase(StrEnum):
         return self in (Phase.COMPLETE, Phase.FAILED, Phase.TIMED_OUT)
 
 
-def ranges_to_json(ranges: list[KeyRange]) -> list[list[str]]:
-    return [[r.begin.hex(), r.end.hex()] for r in ranges]
-
-
-def ranges_from_json(raw: str) -> list[KeyRange]:
-    return [KeyRange(bytes.fromhex(b), bytes.fromhex(e)) for b, e in json.loads(raw)]
-
-
-def _int(d: dict[str, str], key: str) -> int | None:
-    v = d.get(key, "")
-    return int(v) if v != "" else None
-
-
-def _float(d: dict[str, str], key: str) -> float | None:
-    v = d.get(key, "")
-    return float(v) if v != "" else None
-
-
-@dataclass(frozen=True)
-class BackupJob:
+@dataclass(frozen=True, kw_only=True)
+class BackupJob(Record):
     uid: str
     tag: str
     url: str  # as given; may hold a secret, never display it (use url_display)
     url_display: str
     cluster_file: str
-    credential_files: list[str]
     mode: SnapshotMode
     ranges: list[KeyRange]
-    stop_when_done: bool
-    snapshot_interval: int
-    bulkdump_deadline: int  # seconds allowed for one snapshot's BulkDump
     state: BackupState
-    created_at: float
-    # mutation log
-    begin_version: int | None
-    partitions: list[KeyRange]
-    log_saved: dict[int, int]
-    log_bytes: int
-    log_files: int
-    # current snapshot
-    snapshot_seq: int
-    snapshot_started_at: float | None
-    snapshot_version: int | None  # read version when the snapshot was dispatched (kvranges folder)
-    rf_phase: Phase
-    rf_bytes: int
-    rf_begin_version: int | None
-    rf_end_version: int | None
-    rf_tasks_total: int
-    rf_tasks_done: int
-    bd_phase: Phase
-    bd_job_id: str
-    bd_bytes: int
-    bd_keys: int
-    bd_tasks_total: int
-    bd_tasks_done: int
-    bd_started_at: float | None
-    bd_finished_at: float | None
-    bd_begin_version: int | None
-    bd_end_version: int | None
-    # outcome
-    restorable_version: int | None
-    completed_version: int | None
-    raw: dict[str, str]
+    credential_files: list[str] = field(default_factory=list)
+    stop_when_done: bool = True
+    snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL
+    bulkdump_deadline: int = DEFAULT_BULKDUMP_DEADLINE
+    created_at: float = 0.0
+    # --- mutation log
+    begin_version: int | None = None
+    partitions: list[KeyRange] = field(default_factory=list)
+    #: Per partition tag: the exclusive end of the logs saved so far.
+    log_saved: dict[int, int] = keyed("log_saved:")
+    log_round: int = 0
+    log_bytes: int = 0
+    log_files: int = 0
+    #: Set by ``discontinue``: the logs must reach this version before the backup completes.
+    stop_version: int = 0
+    # --- snapshots
+    #: The newest snapshot period claimed (0: none yet).
+    snapshot_seq: int = 0
+    snapshot_started_at: float | None = None
+    # --- outcome
+    restorable_version: int | None = None
+    restorable_at: float | None = None
+    completed_version: int | None = None
+    completed_at: float | None = None
 
     @property
     def active(self) -> bool:
@@ -132,58 +97,94 @@ class BackupJob:
     def capture_id(self, tag: int) -> str:
         return f"{self.uid}.{tag}"
 
+
+@dataclass(frozen=True, kw_only=True)
+class MethodSnapshot(Record):
+    """What either snapshot method records for one snapshot period."""
+
+    seq: int
+    #: The key range of each task, by task index.
+    tasks: list[KeyRange]
+    phase: Phase = Phase.RUNNING
+    started_at: float = 0.0
+    dispatched: bool = False
+    tasks_done: int = 0
+    bytes: int = 0  # data written so far
+    # --- once complete, from its snapshot manifest
+    total_bytes: int = 0
+    begin_version: int | None = None
+    end_version: int | None = None
+    manifest: str = ""
+    finished_at: float | None = None
+
+    @property
+    def tasks_total(self) -> int:
+        return len(self.tasks)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RangeFileSnapshot(MethodSnapshot):
+    #: The read version when the snapshot was dispatched (it names the ``kvranges/`` folder).
+    version: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class BulkDumpSnapshot(MethodSnapshot):
+    job_id: str
+    deadline_at: float
+    keys: int = 0
+    #: Failed attempts per task index (a failing storage server may recover).
+    attempts: dict[int, int] = keyed("attempts:")
+
+
+@dataclass(frozen=True)
+class BackupView:
+    """A backup and its newest snapshot period's records, as status and progress read them."""
+
+    job: BackupJob
+    rangefile: RangeFileSnapshot | None
+    bulkdump: BulkDumpSnapshot | None
+
     @property
     def bulkload_compatible(self) -> bool:
         """A complete BulkDump dataset exists and the logs run past it."""
-        end = self.log_end_version
+        bd, end = self.bulkdump, self.job.log_end_version
         return (
-            self.bd_phase == Phase.COMPLETE
-            and self.bd_end_version is not None
+            bd is not None
+            and bd.phase == Phase.COMPLETE
+            and bd.end_version is not None
             and end is not None
-            and end > self.bd_end_version
+            and end > bd.end_version
         )
 
-    @staticmethod
-    def from_fields(d: dict[str, str]) -> BackupJob:
-        return BackupJob(
-            uid=d["uid"],
-            tag=d["tag"],
-            url=d["url"],
-            url_display=d["url_display"],
-            cluster_file=d["cluster_file"],
-            credential_files=json.loads(d.get("credential_files", "[]")),
-            mode=SnapshotMode(d["mode"]),
-            ranges=ranges_from_json(d["ranges"]),
-            stop_when_done=d.get("stop_when_done") == "1",
-            snapshot_interval=int(d.get("snapshot_interval", "864000")),
-            bulkdump_deadline=int(d.get("bulkdump_deadline", "86400")),
-            state=BackupState(d["state"]),
-            created_at=float(d.get("created_at", "0")),
-            begin_version=_int(d, "begin_version"),
-            partitions=ranges_from_json(d.get("partitions", "[]")),
-            log_saved={int(k.split(":", 1)[1]): int(v) for k, v in d.items() if k.startswith("log_saved:")},
-            log_bytes=int(d.get("log_bytes", "0")),
-            log_files=int(d.get("log_files", "0")),
-            snapshot_seq=int(d.get("snapshot_seq", "0")),
-            snapshot_started_at=_float(d, "snapshot_started_at"),
-            snapshot_version=_int(d, "snapshot_version"),
-            rf_phase=Phase(d.get("rf_phase", Phase.NOT_STARTED)),
-            rf_bytes=int(d.get("rf_bytes", "0")),
-            rf_begin_version=_int(d, "rf_begin_version"),
-            rf_end_version=_int(d, "rf_end_version"),
-            rf_tasks_total=int(d.get("rf_tasks_total", "0")),
-            rf_tasks_done=int(d.get("rf_tasks_done", "0")),
-            bd_phase=Phase(d.get("bd_phase", Phase.NOT_STARTED)),
-            bd_job_id=d.get("bd_job_id", ""),
-            bd_bytes=int(d.get("bd_bytes", "0")),
-            bd_keys=int(d.get("bd_keys", "0")),
-            bd_tasks_total=int(d.get("bd_tasks_total", "0")),
-            bd_tasks_done=int(d.get("bd_tasks_done", "0")),
-            bd_started_at=_float(d, "bd_started_at"),
-            bd_finished_at=_float(d, "bd_finished_at"),
-            bd_begin_version=_int(d, "bd_begin_version"),
-            bd_end_version=_int(d, "bd_end_version"),
-            restorable_version=_int(d, "restorable_version"),
-            completed_version=_int(d, "completed_version"),
-            raw=d,
-        )
+    @property
+    def snapshot_finished(self) -> bool:
+        """Every method of the newest snapshot period has finished (completed, failed or timed out)."""
+        if self.job.snapshot_seq == 0:
+            return False
+        mode = self.job.mode
+        rf_done = not mode.range_files or (self.rangefile is not None and self.rangefile.phase.finished)
+        bd_done = not mode.bulkdump or (self.bulkdump is not None and self.bulkdump.phase.finished)
+        return rf_done and bd_done
+
+    @property
+    def required_snapshot_end(self) -> int | None:
+        """The snapshot end version the logs must pass for the backup to be restorable."""
+        snap = self.rangefile if self.job.mode.range_files else self.bulkdump
+        return snap.end_version if snap is not None and snap.phase == Phase.COMPLETE else None
+
+
+def rangefile_record(store: JobStore[BackupJob], uid: str, seq: int) -> RecordHash[RangeFileSnapshot]:
+    return store.part(uid, RangeFileSnapshot, "rangefile", seq)
+
+
+def bulkdump_record(store: JobStore[BackupJob], uid: str, seq: int) -> RecordHash[BulkDumpSnapshot]:
+    return store.part(uid, BulkDumpSnapshot, "bulkdump", seq)
+
+
+def view(store: JobStore[BackupJob], job: BackupJob) -> BackupView:
+    """The job with its newest snapshot period's records."""
+    seq = job.snapshot_seq
+    if seq == 0:
+        return BackupView(job, None, None)
+    return BackupView(job, rangefile_record(store, job.uid, seq).load(), bulkdump_record(store, job.uid, seq).load())

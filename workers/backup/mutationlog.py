@@ -17,25 +17,25 @@ the file it wrote; a file left behind by a crash is a subset of a later one, whi
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-import redis
-
-from fdbcore import naming
+from fdbcore import errors, naming
 from fdbcore.cluster.interface import ClusterDriver, LoggedMutation
 from fdbcore.container.base import BackupContainer
 from fdbcore.formats.framing import DEFAULT_BLOCK_SIZE
 from fdbcore.formats.io import HashingSink
 from fdbcore.formats.partitioned_log import PartitionedLogWriter
 from workers import metrics
-from workers.backup.job import BackupJob
+from workers.backup import lifecycle
+from workers.backup.job import BackupJob, BackupState, view
+from workers.context import Context
 from workers.state import PREFIX, JobStore, lease
 
 READ_BYTES = 4 << 20
 #: Bytes one partition reads in one round before it writes what it has.
 ROUND_BYTES = 64 << 20
+#: An idle partition still writes a (possibly empty) file once its pending span exceeds this.
+MAX_LOG_SPAN_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Flush:
 def flush_partition(
     driver: ClusterDriver,
     container: BackupContainer,
-    store: JobStore,
+    store: JobStore[BackupJob],
     job: BackupJob,
     tag: int,
     *,
@@ -91,26 +91,26 @@ def flush_partition(
         with contextlib.suppress(Exception):  # the retried round writes both anew
             container.delete(path)
         raise
-    if not store.compare_and_set(job.uid, f"log_saved:{tag}", [str(saved)], end):
+    record = store.job(job.uid)
+    if not record.compare_and_set("log_saved", [saved], end, key=tag):
         container.delete(path)  # another copy of this round committed first
         container.delete(naming.log_checksum_path(path))
         return None
     driver.pop_log(capture, end)
     metrics.BYTES_WRITTEN.labels("mutationlog").inc(size)
     metrics.FILES_WRITTEN.labels("mutationlog").inc()
-    store.incr(job.uid, "log_bytes", size)
-    store.incr(job.uid, "log_files")
+    record.incr("log_bytes", size)
+    record.incr("log_files")
     return Flush(tag, saved, end, path, size, len(mutations))
 
 
 # --- the single chain -------------------------------------------------------------------------------
 
 
-@contextmanager
-def round_lease(client: redis.Redis, uid: str, ttl_ms: int) -> Iterator[bool]:
-    """Hold the backup's log lease for one round; yields False when another round holds it."""
-    with lease(client, f"{PREFIX}:backup:{uid}:loglease", ttl_ms) as got:
-        yield got
+@dataclass(frozen=True)
+class RoundOutcome:
+    next_round: int | None
+    snapshot_seq: int | None = None
 
 
 class RoundDecision:
@@ -126,3 +126,33 @@ def decide(current_round: int, my_round: int) -> str:
     if my_round == current_round - 1:
         return RoundDecision.REENQUEUE_CURRENT  # the next round's message may have been lost
     return RoundDecision.EXIT
+
+
+def log_round(ctx: Context, uid: str, round_no: int) -> RoundOutcome:
+    """One round of the capture chain: flush every partition, then advance the backup."""
+    lease_ms = int(ctx.settings.task_time_limit * 1000)
+    with lease(ctx.redis, f"{PREFIX}:backup:{uid}:loglease", lease_ms) as held:
+        if not held:
+            # Another copy holds the lease: a live one that will enqueue the next round, or one that
+            # was killed mid-round, whose lease expires after the task time limit. Dropping this
+            # message would end the chain in the second case, so try again later.
+            raise errors.Retry(f"another copy of log round {round_no} of backup {uid} holds the log lease")
+        job = lifecycle.load(ctx, uid)
+        decision = decide(job.log_round, round_no)
+        if decision == RoundDecision.EXIT:
+            return RoundOutcome(None)
+        if decision == RoundDecision.REENQUEUE_CURRENT:
+            return RoundOutcome(round_no + 1)
+        if not job.active:
+            if job.state == BackupState.ABORTED:
+                lifecycle.stop_captures(ctx, job)
+            return RoundOutcome(None)
+        finishing = job.stop_when_done and view(ctx.backups, job).snapshot_finished
+        driver = ctx.cluster(job.cluster_file)
+        container = ctx.container(job.url, job.credential_files)
+        span = int(MAX_LOG_SPAN_SECONDS * 1_000_000)
+        for tag in range(len(job.partitions)):
+            flush_partition(driver, container, ctx.backups, job, tag, force=finishing, max_span_versions=span)
+        outcome = lifecycle.advance(ctx, lifecycle.load(ctx, uid))
+        ctx.backups.job(uid).compare_and_set("log_round", [round_no], round_no + 1)
+        return RoundOutcome(None if outcome is None else round_no + 1, outcome or None)

@@ -9,25 +9,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from fdbcore import bulkdump_dataset as ds
 from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.container.base import BackupContainer
 from fdbcore.formats.bulkdump_manifest import JobManifestEntry
-from fdbcore.keys import KeyRange
-from workers.restore.job import Rewrite, VersionPiece
+from fdbcore.keys import KeyRange, VersionedRange
+from workers import codecs
+from workers.restore.job import Rewrite
 
 MANIFESTS_PER_TASK = 10  # FDB's MANIFEST_COUNT_MAX_PER_BULKLOAD_TASK
 
 
-def version_pieces(entries: Sequence[JobManifestEntry], ranges: Sequence[KeyRange]) -> list[VersionPiece]:
+def version_pieces(entries: Sequence[JobManifestEntry], ranges: Sequence[KeyRange]) -> list[VersionedRange]:
     """Each batch's own ``[Version]`` over its part of the restore ranges (the replay's version map)."""
     out = []
     for e in entries:
         for r in ranges:
             part = e.range.intersection(r)
             if part is not None:
-                out.append(VersionPiece(part, e.version))
+                out.append(VersionedRange(part, e.version))
     return out
 
 
@@ -49,6 +51,22 @@ class LoadedPart:
     files: int
     whole_batches: bool  # the part is exactly the union of its batches (so key counts must match)
     manifests: list[str]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "range": codecs.range_to_json(self.range),
+            "keys": self.keys,
+            "bytes": self.bytes,
+            "files": self.files,
+            "whole": self.whole_batches,
+            "manifests": self.manifests,
+        }
+
+    @staticmethod
+    def from_json(d: Any) -> LoadedPart:
+        return LoadedPart(
+            codecs.range_from_json(d["range"]), d["keys"], d["bytes"], d["files"], d["whole"], list(d["manifests"])
+        )
 
 
 def load_group(

@@ -1,20 +1,21 @@
-"""What ``fdbrestore`` does without the fleet: check a restore is possible, record it, abort it."""
+"""What ``fdbrestore`` does without the fleet: plan a restore, record it, abort it."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fdbcore import errors, naming
-from fdbcore.catalog import Catalog, RestoreSet
 from fdbcore.cluster.interface import ClusterDriver
-from fdbcore.container import BackupContainer, redact_url
+from fdbcore.container import BackupContainer
 from fdbcore.keys import KeyRange, normalize_ranges, printable
-from workers.backup.job import ranges_to_json
-from workers.restore.job import ACTIVE_STATES, RestoreJob, RestoreMode, RestoreState, Rewrite
-from workers.state import JobStore
+from fdbcore.modes import RestoreMode
+from workers.restore import plan as restore_plan
+from workers.restore.job import ACTIVE_STATES, RestoreJob, RestoreState, Rewrite
+from workers.restore.lifecycle import check_destination_empty, release
+from workers.restore.plan import RestorePlan
+from workers.state import JobStore, job_identity
 
 
 @dataclass(frozen=True)
@@ -29,62 +30,47 @@ class RestoreRequest:
     credential_files: Sequence[str] = ()
 
 
-def check(container: BackupContainer, driver: ClusterDriver, req: RestoreRequest) -> RestoreSet:
-    """Everything that can be checked before submitting: the restore set, prefixes, an empty destination."""
+def check(container: BackupContainer, driver: ClusterDriver, req: RestoreRequest) -> RestorePlan:
+    """Everything that can be checked before submitting, and the plan it yields: the restore set,
+    prefixes, an empty destination (range-file mode)."""
     ranges = normalize_ranges(req.ranges)
     dest = req.rewrite.check(ranges)
-    rs = Catalog(container).restore_set(req.target_version, ranges, req.mode.value)
+    plan = restore_plan.build(container, req.target_version, ranges, req.mode)
     if req.mode == RestoreMode.RANGEFILE:
-        version = driver.get_read_version()
-        for r in dest:
-            found = driver.get_range(r.begin, r.end, version, limit=1)
-            if found.kvs:
-                raise errors.RestoreDestinationNotEmpty(
-                    f"the destination already has keys in {r} (first: '{printable(found.kvs[0][0])}'); "
-                    "a range-file restore needs empty destination ranges"
-                )
-    return rs
+        check_destination_empty(driver, dest)
+    return plan
 
 
-def submit(store: JobStore, req: RestoreRequest, target_version: int) -> str:
+def submit(store: JobStore[RestoreJob], req: RestoreRequest, plan: RestorePlan) -> str:
+    """Record the restore and its plan on ``req.tag``; the agents take it from there."""
     uid = naming.new_uid()
     blocking = store.claim_tag(req.tag, uid, RestoreState.QUEUED, ACTIVE_STATES)
     if blocking is not None:
         raise errors.RestoreDuplicateTag(f"A restore is already running on tag `{printable(req.tag.encode())}'")
-    store.create(
-        uid,
-        {
-            "uid": uid,
-            "tag": req.tag,
-            "url": req.url,
-            "url_display": redact_url(req.url),
-            "cluster_file": req.cluster_file,
-            "credential_files": json.dumps(list(req.credential_files)),
-            "mode": req.mode,
-            "target_version": target_version,
-            "ranges": ranges_to_json(normalize_ranges(req.ranges)),
-            "remove_prefix": req.rewrite.remove.hex(),
-            "add_prefix": req.rewrite.add.hex(),
-            "state": RestoreState.QUEUED,
-            "created_at": time.time(),
-        },
+    store.put_document(uid, "plan", plan.to_json())
+    job = RestoreJob(
+        **job_identity(uid, req.tag, req.url, req.cluster_file, req.credential_files),
+        mode=req.mode,
+        target_version=plan.target_version,
+        ranges=normalize_ranges(req.ranges),
+        remove_prefix=req.rewrite.remove,
+        add_prefix=req.rewrite.add,
+        state=RestoreState.QUEUED,
+        created_at=time.time(),
+        files=len(plan.range_files),
+        blocks_total=plan.blocks_total,
+        tasks_total=len(plan.groups),
+        log_file_bytes=plan.log_file_bytes,
+        streams=len(plan.streams),
     )
+    store.create(uid, job)
     return uid
 
 
-def job_for_tag(store: JobStore, tag: str) -> RestoreJob | None:
-    uid = store.uid_for_tag(tag)
-    return RestoreJob.from_fields(store.get(uid)) if uid else None
-
-
-def abort(store: JobStore, driver: ClusterDriver, tag: str) -> RestoreJob:
-    job = job_for_tag(store, tag)
+def abort(store: JobStore[RestoreJob], driver: ClusterDriver, tag: str) -> RestoreJob:
+    job = store.job_for_tag(tag)
     if job is None:
         raise errors.RestoreUnknownTag(f"No restore on tag `{printable(tag.encode())}'")
-    if store.compare_and_set(job.uid, "state", list(ACTIVE_STATES), RestoreState.ABORTED):
-        for r in job.dest_ranges:
-            try:
-                driver.unlock_range(r, job.lock_owner)
-            except errors.RangeUnlockReject:
-                continue
-    return RestoreJob.from_fields(store.get(job.uid))
+    if store.job(job.uid).compare_and_set("state", ACTIVE_STATES, RestoreState.ABORTED):
+        release(driver, job)
+    return store.get(job.uid)

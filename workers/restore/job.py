@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from fdbcore import errors
 from fdbcore.keys import USER_END, KeyRange, strinc
-from workers.backup.job import ranges_from_json
+from fdbcore.modes import RestoreMode
+from workers.record import Record, keyed
 
 
 class RestoreState(StrEnum):
@@ -22,11 +22,6 @@ class RestoreState(StrEnum):
 
 
 ACTIVE_STATES = (RestoreState.QUEUED, RestoreState.STARTING, RestoreState.RUNNING)
-
-
-class RestoreMode(StrEnum):
-    RANGEFILE = "rangefile"
-    BULKLOAD = "bulkload"
 
 
 class PhaseState(StrEnum):
@@ -73,54 +68,51 @@ class Rewrite:
         return out
 
 
-@dataclass(frozen=True)
-class VersionPiece:
-    """Keys in ``range`` (source key space) hold data as of ``version`` after the snapshot phase."""
+@dataclass(frozen=True, kw_only=True)
+class RestoreJob(Record):
+    """``fdbbr:restore:<uid>``; the files it reads are in its :class:`~workers.restore.plan.RestorePlan`."""
 
-    range: KeyRange
-    version: int
-
-
-def pieces_to_json(pieces: list[VersionPiece]) -> str:
-    return json.dumps([[p.range.begin.hex(), p.range.end.hex(), p.version] for p in pieces])
-
-
-def pieces_from_json(raw: str) -> list[VersionPiece]:
-    return [VersionPiece(KeyRange(bytes.fromhex(b), bytes.fromhex(e)), v) for b, e, v in json.loads(raw)]
-
-
-def _int(d: dict[str, str], key: str) -> int | None:
-    v = d.get(key, "")
-    return int(v) if v != "" else None
-
-
-@dataclass(frozen=True)
-class RestoreJob:
     uid: str
     tag: str
     url: str
     url_display: str
     cluster_file: str  # destination
-    credential_files: list[str]
     mode: RestoreMode
     target_version: int
     ranges: list[KeyRange]  # source key space
-    rewrite: Rewrite
     state: RestoreState
-    created_at: float
-    snapshot_phase: PhaseState
-    log_phase: PhaseState
-    blocks_total: int
-    blocks_done: int
-    files: int
-    bytes_written: int
-    tasks_total: int
-    tasks_done: int
-    raw: dict[str, str]
+    credential_files: list[str] = field(default_factory=list)
+    remove_prefix: bytes = b""
+    add_prefix: bytes = b""
+    created_at: float = 0.0
+    snapshot_dispatched: bool = False
+    snapshot_phase: PhaseState = PhaseState.NOT_STARTED
+    log_phase: PhaseState = PhaseState.NOT_STARTED
+    # --- progress (totals from the plan)
+    files: int = 0
+    blocks_total: int = 0
+    blocks_done: int = 0
+    tasks_total: int = 0
+    tasks_done: int = 0
+    bytes_written: int = 0
+    replay_bytes: int = 0
+    log_file_bytes: int = 0
+    streams: int = 0
+    #: Failed attempts per BulkLoad group.
+    bulkload_attempts: dict[int, int] = keyed("bulkload_attempts:")
+    # --- times
+    started_at: float | None = None
+    verified_at: float | None = None
+    snapshot_done_at: float | None = None
+    completed_at: float | None = None
 
     @property
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+    @property
+    def rewrite(self) -> Rewrite:
+        return Rewrite(self.remove_prefix, self.add_prefix)
 
     @property
     def lock_owner(self) -> str:
@@ -130,29 +122,3 @@ class RestoreJob:
     @property
     def dest_ranges(self) -> list[KeyRange]:
         return [self.rewrite.range(r) for r in self.ranges]
-
-    @staticmethod
-    def from_fields(d: dict[str, str]) -> RestoreJob:
-        return RestoreJob(
-            uid=d["uid"],
-            tag=d["tag"],
-            url=d["url"],
-            url_display=d["url_display"],
-            cluster_file=d["cluster_file"],
-            credential_files=json.loads(d.get("credential_files", "[]")),
-            mode=RestoreMode(d["mode"]),
-            target_version=int(d["target_version"]),
-            ranges=ranges_from_json(d["ranges"]),
-            rewrite=Rewrite(bytes.fromhex(d.get("remove_prefix", "")), bytes.fromhex(d.get("add_prefix", ""))),
-            state=RestoreState(d["state"]),
-            created_at=float(d.get("created_at", "0")),
-            snapshot_phase=PhaseState(d.get("snapshot_phase", PhaseState.NOT_STARTED)),
-            log_phase=PhaseState(d.get("log_phase", PhaseState.NOT_STARTED)),
-            blocks_total=int(d.get("blocks_total", "0")),
-            blocks_done=int(d.get("blocks_done", "0")),
-            files=int(d.get("files", "0")),
-            bytes_written=int(d.get("bytes_written", "0")),
-            tasks_total=int(d.get("tasks_total", "0")),
-            tasks_done=int(d.get("tasks_done", "0")),
-            raw=d,
-        )

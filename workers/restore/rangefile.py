@@ -49,7 +49,7 @@ def restore_file(
     """Apply one range file's data inside ``ranges``; returns (blocks, bytes written).
 
     With ``fence`` (a key that exists while the restore's snapshot phase is open), every commit is
-    conditional on it: see :func:`workers.restore.service.snapshot_fence_key`.
+    conditional on it: see :func:`workers.restore.lifecycle.snapshot_fence_key`.
     """
     batch: list[Mutation] = []
     size = blocks = written = 0

@@ -30,9 +30,9 @@ from fdbcore.container.base import BackupContainer
 from fdbcore.formats.io import ContainerSource
 from fdbcore.formats.partitioned_log import iter_partitioned_log
 from fdbcore.formats.v1_log import iter_v1_log
-from fdbcore.keys import KeyRange, key_after
+from fdbcore.keys import KeyRange, VersionedRange, key_after
 from fdbcore.mutations import Mutation, MutationType, clear_range
-from workers.restore.job import Rewrite, VersionPiece
+from workers.restore.job import Rewrite
 
 MARKER_PREFIX = b"\xff\x02/fdbbr/restore/"
 COMMIT_BYTES = 1 << 20
@@ -57,7 +57,7 @@ def markers_range(uid: str) -> KeyRange:
 class VersionMap:
     """Source-key-space pieces and the version each piece's data is at."""
 
-    def __init__(self, pieces: Sequence[VersionPiece]) -> None:
+    def __init__(self, pieces: Sequence[VersionedRange]) -> None:
         self._pieces = sorted(pieces, key=lambda p: p.range.begin)
         self._begins = [p.range.begin for p in self._pieces]
         self._ends = [p.range.end for p in self._pieces]
@@ -67,12 +67,12 @@ class VersionMap:
         i = bisect.bisect_right(self._begins, key) - 1
         return self._versions[i] if i >= 0 and key < self._ends[i] else None
 
-    def pieces_in(self, r: KeyRange) -> Iterator[VersionPiece]:
+    def pieces_in(self, r: KeyRange) -> Iterator[VersionedRange]:
         i = max(0, bisect.bisect_right(self._begins, r.begin) - 1)
         while i < len(self._pieces) and self._pieces[i].range.begin < r.end:
             part = self._pieces[i].range.intersection(r)
             if part is not None:
-                yield VersionPiece(part, self._pieces[i].version)
+                yield VersionedRange(part, self._pieces[i].version)
             i += 1
 
 
@@ -105,6 +105,11 @@ def partition_stream(container: BackupContainer, files: Sequence[LogFileRef], af
             continue
         for lm in iter_partitioned_log(ContainerSource(container, f.path), f.block_size):
             yield lm.version, lm.subsequence, lm.mutation
+
+
+def key_partitioned(files: Sequence[LogFileRef]) -> bool:
+    """Files of one tag (our key-range partitions) rather than every tag (FDB's) or V1 logs."""
+    return all(f.partitioned for f in files) and len({f.tag for f in files}) == 1
 
 
 def merged_stream(container: BackupContainer, files: Sequence[LogFileRef], after: Position) -> Iterator[Logged]:

@@ -17,7 +17,6 @@ snapshot phase of either mode (a unit's failure aborts the restore with the dest
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 
@@ -54,10 +53,6 @@ def log_units(streams: Sequence[Sequence[LogFileRef]]) -> list[Unit]:
     return out
 
 
-def to_json(units: list[Unit]) -> str:
-    return json.dumps(units)
-
-
 def check_sha256(container: BackupContainer, path: str, expected: str, what: str) -> None:
     """``path`` hashes to ``expected``, else ``restore_corrupted_data`` (missing: ``restore_missing_data``)."""
     try:
@@ -66,6 +61,16 @@ def check_sha256(container: BackupContainer, path: str, expected: str, what: str
         raise errors.RestoreMissingData(f"{what} {path} is missing") from None
     if actual != expected:
         raise errors.RestoreCorruptedData(f"{what} {path} has SHA-256 {actual}; the backup recorded {expected}")
+
+
+def check_dataset_file(container: BackupContainer, path: str, checksums: dict[str, str], what: str) -> None:
+    """A BulkDump dataset file the snapshot manifest records is unchanged (else 2390, naming it)."""
+    if path not in checksums:
+        raise ds.incomplete(f"the snapshot manifest records no SHA-256 for {what} {path}")
+    try:
+        check_sha256(container, path, checksums[path], what)
+    except (errors.RestoreCorruptedData, errors.RestoreMissingData) as exc:
+        raise ds.incomplete(exc.message) from None
 
 
 def verify_range_file(container: BackupContainer, ref: RangeFileRef, sha256: str) -> None:

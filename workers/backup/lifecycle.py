@@ -1,0 +1,107 @@
+"""A backup's life: start, restorability after each log round, completion, failure.
+
+Every step is idempotent: it re-reads the record, skips work already recorded, and makes its
+changes with compare-and-set or keyed results, so a redelivered or concurrent copy leaves one
+correct outcome.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fdbcore import errors, naming
+from fdbcore.catalog import LOG_CHECKSUM_ALGORITHM, MUTATION_LOG_PARTITIONED, encode_partition_map
+from fdbcore.formats.properties import EncryptionMetadata, format_version_property
+from workers import trace
+from workers.backup import planning
+from workers.backup.job import ACTIVE_STATES, BackupJob, BackupState, Phase, view
+from workers.context import Context
+from workers.state import ErrorRecord
+
+
+def load(ctx: Context, uid: str) -> BackupJob:
+    return ctx.backups.get(uid)
+
+
+def record_error(ctx: Context, uid: str, phase: str, err: BaseException) -> None:
+    ctx.backups.add_error(uid, ErrorRecord.from_error(phase, err))
+    trace.event(
+        "BackupError",
+        trace.SEV_WARN_ALWAYS,
+        BackupUID=uid,
+        Phase=phase,
+        Error=getattr(err, "name", repr(err)),
+    )
+
+
+def start(ctx: Context, uid: str) -> bool:
+    """Register log capture and write the container metadata; True if the backup is now running."""
+    job = load(ctx, uid)
+    if job.state != BackupState.SUBMITTED:
+        return job.state in ACTIVE_STATES
+    driver = ctx.cluster(job.cluster_file)
+    container = ctx.container(job.url, job.credential_files)
+    parts = planning.choose_partitions(job.ranges, driver.shard_map())
+    saved = {tag: driver.start_log_capture(job.capture_id(tag), p.ranges) for tag, p in enumerate(parts)}
+    container.create()
+    container.write(naming.property_path(naming.MUTATION_LOG_TYPE), format_version_property(MUTATION_LOG_PARTITIONED))
+    container.write(naming.property_path(naming.ENCRYPTION_METADATA), EncryptionMetadata().to_json())
+    container.write(naming.property_path(naming.LOG_CHECKSUMS), LOG_CHECKSUM_ALGORITHM)
+    container.write(
+        naming.property_path(naming.LOG_PARTITION_MAP),
+        encode_partition_map({tag: p.span for tag, p in enumerate(parts)}),
+    )
+    record = ctx.backups.job(uid)
+    record.update(partitions=[p.span for p in parts], begin_version=max(saved.values()), log_round=1, log_saved=saved)
+    trace.event("BackupBulkDumpIntegrationStart", BackupUID=uid, BackupURL=job.url_display, SnapshotMode=job.mode)
+    return record.compare_and_set("state", [BackupState.SUBMITTED], BackupState.RUNNING)
+
+
+def fail(ctx: Context, uid: str, err: errors.FDBError) -> None:
+    """The backup cannot continue: record why, stop capturing, and mark it errored."""
+    record_error(ctx, uid, "backup", err)
+    if ctx.backups.job(uid).compare_and_set("state", ACTIVE_STATES, BackupState.ERRORED):
+        stop_captures(ctx, load(ctx, uid))
+
+
+def stop_captures(ctx: Context, job: BackupJob) -> None:
+    driver = ctx.cluster(job.cluster_file)
+    for tag in range(len(job.partitions)):
+        driver.stop_log_capture(job.capture_id(tag))
+
+
+def advance(ctx: Context, job: BackupJob) -> int | None:
+    """Update restorability and end states after a log round. Returns a snapshot seq to dispatch, or 0
+    to keep going, or None when the chain should stop."""
+    record = ctx.backups.job(job.uid)
+    end = job.log_end_version
+    snap_end = view(ctx.backups, job).required_snapshot_end
+    if end is not None and snap_end is not None and end > snap_end:
+        if job.restorable_version is None or end - 1 > job.restorable_version:
+            record.set_max("restorable_version", end - 1)
+            record.update(restorable_at=time.time())
+        record.compare_and_set("state", [BackupState.RUNNING], BackupState.RUNNING_DIFFERENTIAL)
+    job = load(ctx, job.uid)
+    if not job.active:
+        return None
+    current = view(ctx.backups, job)
+    if (
+        job.stop_when_done
+        and current.snapshot_finished
+        and job.restorable_version is not None
+        and job.restorable_version >= job.stop_version
+    ):
+        bd_done = current.bulkdump is None or current.bulkdump.phase != Phase.COMPLETE or current.bulkload_compatible
+        if bd_done and record.compare_and_set("state", [BackupState.RUNNING_DIFFERENTIAL], BackupState.COMPLETED):
+            record.update(completed_version=job.restorable_version, completed_at=time.time())
+            stop_captures(ctx, job)
+            trace.event("BackupComplete", BackupUID=job.uid, Version=job.restorable_version)
+            return None
+    if (
+        not job.stop_when_done
+        and current.snapshot_finished
+        and job.snapshot_started_at is not None
+        and time.time() - job.snapshot_started_at >= job.snapshot_interval
+    ):
+        return job.snapshot_seq + 1
+    return 0

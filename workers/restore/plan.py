@@ -1,0 +1,171 @@
+"""The restore plan: every file a restore reads, resolved once from the container by ``fdbrestore``.
+
+The producer resolves the restore set (the newest snapshot of the mode's kind at or before the
+target, and the logs from it to the target) while checking the request, and hands the result on:
+the plan is stored beside the restore's record and never changes, so the agents never list the
+container again and every task of the restore works from the same files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from fdbcore import bulkdump_dataset as ds
+from fdbcore import errors
+from fdbcore.catalog import Catalog, LogFileRef, RangeFileRef, RestoreSet
+from fdbcore.container.base import BackupContainer
+from fdbcore.formats.bulkdump_manifest import JobManifestEntry
+from fdbcore.formats.snapshot_manifest import BulkDumpSnapshotManifest
+from fdbcore.keys import KeyRange, VersionedRange, covers_exactly
+from fdbcore.modes import RestoreMode, SnapshotKind
+from workers import codecs
+from workers.restore import bulkload, verify
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    mode: RestoreMode
+    target_version: int
+    snapshot_path: str
+    #: Smallest and largest snapshot version among the selected data.
+    snapshot_begin: int
+    snapshot_end: int
+    #: The backup has a BulkDump snapshot (for the ``RestoreSnapshotMethodSelected`` trace event).
+    bulkload_available: bool
+    #: Range files to load (range-file mode), or BulkLoad groups of batch manifests (BulkLoad mode).
+    range_files: list[RangeFileRef] = field(default_factory=list)
+    bulkdump_job_id: str = ""
+    groups: list[list[JobManifestEntry]] = field(default_factory=list)
+    #: Source key space piece -> the version its data is at after the snapshot phase.
+    version_map: list[VersionedRange] = field(default_factory=list)
+    #: Independent replay streams of log files.
+    streams: list[list[LogFileRef]] = field(default_factory=list)
+    verify_units: list[verify.Unit] = field(default_factory=list)
+    #: Every log file's SHA-256 is recorded (``logsums/``).
+    log_checksums: bool = False
+
+    @property
+    def snapshot_tasks(self) -> int:
+        return len(self.range_files) if self.mode == RestoreMode.RANGEFILE else len(self.groups)
+
+    @property
+    def blocks_total(self) -> int:
+        return sum(-(-f.size // f.block_size) for f in self.range_files)
+
+    @property
+    def log_file_bytes(self) -> int:
+        return sum(f.size for s in self.streams for f in s)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "mode": self.mode.value,
+                "target_version": self.target_version,
+                "snapshot_path": self.snapshot_path,
+                "snapshot_begin": self.snapshot_begin,
+                "snapshot_end": self.snapshot_end,
+                "bulkload_available": self.bulkload_available,
+                "range_files": [codecs.range_file_to_json(f) for f in self.range_files],
+                "bulkdump_job_id": self.bulkdump_job_id,
+                "groups": [[e.to_line() for e in g] for g in self.groups],
+                "version_map": codecs.versioned_to_json(self.version_map),
+                "streams": [[codecs.log_file_to_json(f) for f in s] for s in self.streams],
+                "verify_units": self.verify_units,
+                "log_checksums": self.log_checksums,
+            }
+        )
+
+    @staticmethod
+    def from_json(text: str | bytes) -> RestorePlan:
+        d: dict[str, Any] = json.loads(text)
+        return RestorePlan(
+            mode=RestoreMode(d["mode"]),
+            target_version=int(d["target_version"]),
+            snapshot_path=d["snapshot_path"],
+            snapshot_begin=int(d["snapshot_begin"]),
+            snapshot_end=int(d["snapshot_end"]),
+            bulkload_available=bool(d["bulkload_available"]),
+            range_files=[codecs.range_file_from_json(f) for f in d["range_files"]],
+            bulkdump_job_id=d["bulkdump_job_id"],
+            groups=[[JobManifestEntry.parse(line) for line in g] for g in d["groups"]],
+            version_map=codecs.versioned_from_json(d["version_map"]),
+            streams=[[codecs.log_file_from_json(f) for f in s] for s in d["streams"]],
+            verify_units=d["verify_units"],
+            log_checksums=bool(d["log_checksums"]),
+        )
+
+
+def build(
+    container: BackupContainer, target_version: int | None, ranges: list[KeyRange], mode: RestoreMode
+) -> RestorePlan:
+    """Resolve the restore set and cut it into the restore's tasks; raises when it cannot be done."""
+    catalog = Catalog(container)
+    rs = catalog.restore_set(target_version, ranges, mode)
+    bulkload_available = rs.snapshot.kind == SnapshotKind.BULKDUMP or any(
+        s.kind == SnapshotKind.BULKDUMP for s in catalog.snapshots()
+    )
+    checksums = dict(rs.snapshot.manifest.checksums)
+    streams = _streams(rs)
+    common: dict[str, Any] = {
+        "mode": mode,
+        "target_version": rs.target_version,
+        "snapshot_path": rs.snapshot.path,
+        "snapshot_begin": rs.begin_version,
+        "snapshot_end": rs.end_version,
+        "bulkload_available": bulkload_available,
+        "streams": streams,
+        "log_checksums": rs.log_checksums,
+    }
+    units: list[verify.Unit]
+    if mode == RestoreMode.RANGEFILE:
+        files = list(rs.range_files)
+        unsummed = [f.path for f in files if checksums and f.path not in checksums]
+        if unsummed:
+            raise errors.RestoreCorruptedData(f"{rs.snapshot.path} records no SHA-256 for range file {unsummed[0]}")
+        pieces = _range_file_pieces(files, ranges)
+        units = [["range", i, checksums.get(f.path, "")] for i, f in enumerate(files)]
+        by_mode: dict[str, Any] = {"range_files": files}
+    else:
+        assert isinstance(rs.snapshot.manifest, BulkDumpSnapshotManifest)
+        job_id = rs.snapshot.manifest.job_id
+        if checksums:
+            verify.check_dataset_file(container, ds.job_manifest_path(job_id), checksums, "job manifest")
+        entries = ds.select_entries(ds.read_job_manifest(container, job_id), ranges)
+        groups = bulkload.groups(entries)
+        units = [["group", i, _manifest_sums(g, checksums)] for i, g in enumerate(groups)]
+        pieces = bulkload.version_pieces(entries, ranges)
+        by_mode = {"bulkdump_job_id": job_id, "groups": groups}
+    if not covers_exactly([p.range for p in pieces], ranges):
+        raise errors.RestoreMissingData("the chosen snapshot does not cover every restore range")
+    return RestorePlan(**common, **by_mode, version_map=pieces, verify_units=units + verify.log_units(streams))
+
+
+def _manifest_sums(group: list[JobManifestEntry], checksums: dict[str, str]) -> dict[str, str]:
+    paths = [ds.in_root(e.manifest_relative_path) for e in group]
+    if checksums and any(p not in checksums for p in paths):
+        raise ds.incomplete(f"the snapshot manifest records no SHA-256 for batch manifest {paths[0]}")
+    return {p: checksums[p] for p in paths if p in checksums}
+
+
+def _range_file_pieces(files: list[RangeFileRef], ranges: list[KeyRange]) -> list[VersionedRange]:
+    out = []
+    for f in files:
+        if f.key_range is None:
+            raise errors.RestoreCorruptedData(f"range file {f.path} has no key range in its snapshot manifest")
+        for r in ranges:
+            part = f.key_range.intersection(r)
+            if part is not None:
+                out.append(VersionedRange(part, f.version))
+    return out
+
+
+def _streams(rs: RestoreSet) -> list[list[LogFileRef]]:
+    """Independent replay streams: one per key-range partition (ours), else one merged stream."""
+    if rs.partitions is None:
+        return [rs.log_files] if rs.log_files else []
+    by_tag: dict[int, list[LogFileRef]] = {}
+    for f in rs.log_files:
+        by_tag.setdefault(f.tag or 0, []).append(f)
+    return [files for _, files in sorted(by_tag.items())]
