@@ -16,7 +16,7 @@ from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
 from fdbcore.keys import USER_KEYS
 from fdbcore.modes import RestoreMode
-from tests.backup.helpers import backup_folder, checksum, same_data, start_workload
+from tests.support.backups import backup_folder, checksum, same_data, start_workload
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
 from tests.fixtures.s3 import S3Endpoint, S3FaultProxy

@@ -21,7 +21,7 @@ from fdbcore import naming
 from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
 from fdbcore.modes import SnapshotKind
-from tests.backup.helpers import checksum
+from tests.support.backups import checksum
 from tests.faults.helpers import (
     BULKLOAD_KNOBS,
     file_fingerprint,

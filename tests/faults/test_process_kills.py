@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fdbcore.keys import USER_KEYS
-from tests.backup.helpers import backup_folder, start_workload
+from tests.support.backups import backup_folder, start_workload
 from tests.faults.helpers import (
     BULKLOAD_KNOBS,
     backup_view,

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from fdbcore.keys import USER_KEYS
-from tests.backup.helpers import check_bulkdump_matches_cluster, check_range_files_match_cluster
+from tests.support.backups import check_bulkdump_matches_cluster, check_range_files_match_cluster
 from tests.faults.conftest import LONG_ONLY
 from tests.faults.helpers import (
     S3Rig,

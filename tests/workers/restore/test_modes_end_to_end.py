@@ -16,7 +16,7 @@ import pytest
 from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
 from fdbcore.modes import SnapshotKind
-from tests.backup.helpers import (
+from tests.support.backups import (
     backup_folder,
     check_bulkdump_matches_cluster,
     check_range_files_match_cluster,

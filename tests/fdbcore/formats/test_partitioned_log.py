@@ -15,8 +15,8 @@ from fdbcore.formats.partitioned_log import (
     iter_partitioned_log,
 )
 from fdbcore.mutations import Mutation, clear, clear_range, set_value
-from tests.formats.handmade import be32, be64, le32, le_lp, sink
-from tests.formats.strategies import mutations
+from tests.fdbcore.formats.handmade import be32, be64, le32, le_lp, sink
+from tests.fdbcore.formats.strategies import mutations
 
 HEADER = le32(4110)
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from fdbcore.formats.crc32c import crc32c
 from fdbcore.formats.lookup3 import hashlittle, hashlittle2
-from tests.formats.handmade import hashlittle_of_word
+from tests.fdbcore.formats.handmade import hashlittle_of_word
 
 FOUR_SCORE = b"Four score and seven years ago"
 

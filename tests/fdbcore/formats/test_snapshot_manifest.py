@@ -13,7 +13,7 @@ from fdbcore.formats.snapshot_manifest import (
     parse_snapshot_manifest,
 )
 from fdbcore.keys import KeyRange
-from tests.formats.strategies import keys
+from tests.fdbcore.formats.strategies import keys
 
 F1 = "kvranges/snapshot.000000000000000100/0/range,100,0123456789abcdef0123456789abcdef,1048576"
 F2 = "kvranges/snapshot.000000000000000100/0/range,120,fedcba9876543210fedcba9876543210,1048576"

@@ -14,7 +14,7 @@ from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
 from fdbcore.keys import USER_KEYS, KeyRange
 from fdbcore.modes import SnapshotKind
-from tests.backup.helpers import backup_folder, checksum, read_all, same_data
+from tests.support.backups import backup_folder, checksum, read_all, same_data
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
 

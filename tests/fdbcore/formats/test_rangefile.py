@@ -13,7 +13,7 @@ from fdbcore.formats.rangefile import (
     write_range_file,
 )
 from fdbcore.keys import KeyRange
-from tests.formats.handmade import le32, lp, sink
+from tests.fdbcore.formats.handmade import le32, lp, sink
 
 HEADER = le32(1001)
 

@@ -19,7 +19,7 @@ from fdbcore.formats.bulkdump_manifest import (
 )
 from fdbcore.formats.io import BytesSource
 from fdbcore.keys import KeyRange
-from tests.formats.strategies import keys
+from tests.fdbcore.formats.strategies import keys
 
 JOB, TASK = "11112222333344445555666677778888", "9999aaaabbbbccccddddeeeeffff0000"
 SHA = "ab" * 32

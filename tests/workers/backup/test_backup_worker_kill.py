@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.backup.helpers import backup_folder, checksum, same_data, start_workload
+from tests.support.backups import backup_folder, checksum, same_data, start_workload
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
 

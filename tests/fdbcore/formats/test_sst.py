@@ -21,7 +21,7 @@ from fdbcore.formats.sst import (
     write_sst,
 )
 from fdbcore.keys import KeyRange
-from tests.formats.strategies import keys
+from tests.fdbcore.formats.strategies import keys
 
 KVS = [(b"k%06d" % i, b"v" * (i % 50)) for i in range(3000)]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
-from tests.backup.helpers import backup_folder, check_range_files_match_cluster, start_workload
+from tests.support.backups import backup_folder, check_range_files_match_cluster, start_workload
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
 

@@ -10,7 +10,7 @@ from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
 from fdbcore.keys import USER_KEYS
 from fdbcore.modes import SnapshotKind
-from tests.backup.helpers import backup_folder, checksum, same_data
+from tests.support.backups import backup_folder, checksum, same_data
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
 from workers import trace

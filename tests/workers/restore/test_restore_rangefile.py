@@ -10,7 +10,7 @@ import pytest
 from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
 from fdbcore.modes import SnapshotKind
-from tests.backup.helpers import backup_folder, checksum, same_data, start_workload
+from tests.support.backups import backup_folder, checksum, same_data, start_workload
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
 

@@ -11,8 +11,8 @@ from fdbcore.formats.io import BytesSource
 from fdbcore.formats.mutation_codec import decode_mutation_list, encode_mutation_list
 from fdbcore.formats.v1_log import V1LogWriter, decode_v1_log_block, iter_v1_log, log_record_key
 from fdbcore.mutations import Mutation, clear_range, set_value
-from tests.formats.handmade import be32, be64, hashlittle_of_word, le32, lp, sink
-from tests.formats.strategies import mutations
+from tests.fdbcore.formats.handmade import be32, be64, hashlittle_of_word, le32, lp, sink
+from tests.fdbcore.formats.strategies import mutations
 
 HEADER = le32(2001)
 PROTOCOL = bytes.fromhex("01 00 01 62 B0 00 DB 0F")
