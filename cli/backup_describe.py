@@ -53,13 +53,21 @@ def to_text(desc: Description, version_time: VersionTime = None) -> str:
         ("MaxRestorableVersion:   ", desc.max_restorable),
     ):
         if value is not None:
-            lines.append(f"{label} {_version(desc, value, version_time)}")
+            lines.append(f"{label} {_version(desc, value, version_time)}{_method_note(desc, label, value)}")
     for kind in SnapshotKind:
         span = desc.restorable_range(kind)
         if span is not None:
             method = "bulkload" if kind == SnapshotKind.BULKDUMP else "rangefile"
             lines.append(f"RestorableWith --mode {method}: {span[0]} .. {span[1]}")
     return "\n".join(lines) + "\n"
+
+
+def _method_note(desc: Description, label: str, value: int) -> str:
+    """MinRestorableVersion counts every snapshot; say when BulkLoad cannot restore to it (mode both)."""
+    bulk = desc.restorable_range(SnapshotKind.BULKDUMP)
+    if not label.startswith("MinRestorable") or bulk is None or bulk[0] == value:
+        return ""
+    return f"  (range files only; --mode bulkload restores from {bulk[0]})"
 
 
 def to_json(desc: Description, version_time: VersionTime = None) -> str:

@@ -16,10 +16,10 @@ from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
 from fdbcore.keys import USER_KEYS
 from fdbcore.modes import RestoreMode
-from tests.support.backups import backup_folder, checksum, same_data, start_workload
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
 from tests.fixtures.s3 import S3Endpoint, S3FaultProxy
+from tests.support.backups import backup_folder, checksum, same_data, start_workload
 from workers.backup.job import BackupJob, BackupView, view
 from workers.restore.job import RestoreJob
 from workers.state import JobStore

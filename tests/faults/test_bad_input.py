@@ -19,11 +19,11 @@ from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
 from fdbcore.keys import KeyRange
 from fdbcore.modes import SnapshotKind
-from tests.support.backups import read_all
 from tests.faults.helpers import container_fingerprint, file_fingerprint, make_backup, source_cluster, state_store
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
 from tests.fixtures.s3 import S3Endpoint, S3FaultProxy
+from tests.support.backups import read_all
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from pathlib import Path
 from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
 from fdbcore.keys import USER_KEYS
-from tests.support.backups import backup_folder
 from tests.faults.helpers import BULKLOAD_KNOBS, file_fingerprint, restore_exactly, source_cluster
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
+from tests.support.backups import backup_folder
 
 
 def test_bulkdump_stalled_past_its_deadline_fails_a_bulkdump_mode_backup(

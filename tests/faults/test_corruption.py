@@ -21,7 +21,6 @@ from fdbcore import naming
 from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
 from fdbcore.modes import SnapshotKind
-from tests.support.backups import checksum
 from tests.faults.helpers import (
     BULKLOAD_KNOBS,
     file_fingerprint,
@@ -33,6 +32,7 @@ from tests.faults.helpers import (
 )
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
+from tests.support.backups import checksum
 
 #: (file kind, restore mode that reads it, error every damage must give, except where DAMAGE_ERRORS says).
 KINDS = {

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fdbcore.keys import USER_KEYS
-from tests.support.backups import backup_folder, start_workload
 from tests.faults.helpers import (
     BULKLOAD_KNOBS,
     backup_view,
@@ -34,6 +33,7 @@ from tests.faults.helpers import (
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
 from tests.fixtures.redis import RedisServer
+from tests.support.backups import backup_folder, start_workload
 
 STALL = 3.0
 

@@ -23,10 +23,10 @@ from config import Settings
 from fdbcore.container import open_container
 from fdbcore.keys import USER_KEYS
 from fdbcore.modes import RestoreMode
-from tests.support.backups import check_bulkdump_matches_cluster, check_range_files_match_cluster
 from tests.faults.helpers import S3Rig, assert_exact, make_backup, restore_exactly, source_cluster, verify_reads
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
+from tests.support.backups import check_bulkdump_matches_cluster, check_range_files_match_cluster
 from workers.context import Context
 from workers.restore import control, lifecycle, log_phase, replay, snapshot_phase
 from workers.restore import rangefile as rangefile_restore

@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 
 from fdbcore.keys import USER_KEYS
-from tests.support.backups import check_bulkdump_matches_cluster, check_range_files_match_cluster
 from tests.faults.conftest import LONG_ONLY
 from tests.faults.helpers import (
     S3Rig,
@@ -42,6 +41,7 @@ from tests.faults.helpers import (
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet, Worker
 from tests.fixtures.s3 import S3Endpoint
+from tests.support.backups import check_bulkdump_matches_cluster, check_range_files_match_cluster
 
 
 def pool_children(worker: Worker) -> list[int]:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
-from tests.support.backups import backup_folder, check_range_files_match_cluster, start_workload
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
+from tests.support.backups import backup_folder, check_range_files_match_cluster, start_workload
 
 WIDE_MVCC = 600_000_000  # keep 10 minutes of history so files can be checked at their versions
 

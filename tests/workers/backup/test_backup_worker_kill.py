@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.support.backups import backup_folder, checksum, same_data, start_workload
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
+from tests.support.backups import backup_folder, checksum, same_data, start_workload
 
 WIDE_MVCC = 600_000_000
 

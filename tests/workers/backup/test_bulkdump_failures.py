@@ -10,9 +10,9 @@ from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
 from fdbcore.keys import USER_KEYS
 from fdbcore.modes import SnapshotKind
-from tests.support.backups import backup_folder, checksum, same_data
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
+from tests.support.backups import backup_folder, checksum, same_data
 from workers import trace
 
 

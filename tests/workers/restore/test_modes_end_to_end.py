@@ -16,6 +16,9 @@ import pytest
 from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
 from fdbcore.modes import SnapshotKind
+from tests.fixtures.cluster import EmbeddedCluster
+from tests.fixtures.fleet import Fleet
+from tests.fixtures.s3 import S3Endpoint
 from tests.support.backups import (
     backup_folder,
     check_bulkdump_matches_cluster,
@@ -24,9 +27,6 @@ from tests.support.backups import (
     same_data,
     start_workload,
 )
-from tests.fixtures.cluster import EmbeddedCluster
-from tests.fixtures.fleet import Fleet
-from tests.fixtures.s3 import S3Endpoint
 
 WIDE_MVCC = 600_000_000
 BULKLOAD_KNOBS = {"shard_encode_location_metadata": 1, "enable_read_lock_on_range": 1}

@@ -14,9 +14,9 @@ from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
 from fdbcore.keys import USER_KEYS, KeyRange
 from fdbcore.modes import SnapshotKind
-from tests.support.backups import backup_folder, checksum, read_all, same_data
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
+from tests.support.backups import backup_folder, checksum, read_all, same_data
 
 BULKLOAD_KNOBS = {"shard_encode_location_metadata": 1, "enable_read_lock_on_range": 1}
 WIDE_MVCC = 600_000_000
