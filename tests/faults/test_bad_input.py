@@ -159,6 +159,11 @@ ROWS: dict[str, Callable[[Ctx], Row]] = {
     "restore-mode-unknown": lambda c: Row(
         [*RESTORE, c.w.url, "-C", c.empty, "--mode", "fast"], 2, ("invalid_option_value, 2006", "fast")
     ),
+    "restore-mode-backup-word": lambda c: Row(
+        [*RESTORE, c.w.url, "-C", c.empty, "--mode", "bulkdump"],
+        2,
+        ("invalid_option_value, 2006", "A BulkDump snapshot is restored with --mode bulkload"),
+    ),
     # versions
     "restore-version-below-range": lambda c: Row(
         [*RESTORE, c.w.url, "-C", c.empty, "-v", str(c.w.lo - 1)],
