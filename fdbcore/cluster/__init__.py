@@ -20,7 +20,7 @@ def connect(cluster_file: str | os.PathLike[str]) -> ClusterDriver:
     """A driver for the cluster named by ``cluster_file``. Connects lazily, on first use."""
     description = clusterfile.read(cluster_file).description
     if description == EMBEDDED_DESCRIPTION:
-        from fdbcore.cluster.embedded.client import EmbeddedClusterDriver
+        from embedded_cluster.client import EmbeddedClusterDriver
 
         return EmbeddedClusterDriver(cluster_file)
     raise errors.ClientInvalidOperation(

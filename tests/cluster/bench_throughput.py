@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fdbcore.cluster.embedded.client import EmbeddedClusterDriver
+from embedded_cluster.client import EmbeddedClusterDriver
 from fdbcore.keys import KeyRange
 from fdbcore.mutations import set_value
 from tests.fixtures.cluster import EmbeddedCluster

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from embedded_cluster.bulkdump import DumpTask, dump_task
+from embedded_cluster.secondary import WorkerPool
 from fdbcore import errors
 from fdbcore.bulkdump_dataset import (
     ROOT,
@@ -20,8 +22,6 @@ from fdbcore.bulkdump_dataset import (
     verify_entry,
     write_job_manifest,
 )
-from fdbcore.cluster.embedded.bulkdump import DumpTask, dump_task
-from fdbcore.cluster.embedded.secondary import WorkerPool
 from fdbcore.cluster.interface import BulkDumpBatch
 from fdbcore.container import BackupContainer, open_container
 from fdbcore.formats.bulkdump_manifest import TRANSPORT_BLOBSTORE, TRANSPORT_CP, BatchManifest, JobManifestEntry

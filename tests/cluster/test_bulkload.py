@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from embedded_cluster.bulkjobs import dump_job
 from fdbcore import errors
 from fdbcore.bulkdump_dataset import in_root, read_job_manifest
-from fdbcore.cluster.embedded.bulkjobs import dump_job
 from fdbcore.container import open_container
 from fdbcore.formats.bulkdump_manifest import BatchManifest, JobManifestEntry
 from fdbcore.keys import KeyRange

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from embedded_cluster.client import EmbeddedClusterDriver
 from fdbcore import errors
 from fdbcore.cluster import clusterfile, connect
-from fdbcore.cluster.embedded.client import EmbeddedClusterDriver
 from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.cluster.transaction import Transaction, run
 from fdbcore.keys import KeyRange

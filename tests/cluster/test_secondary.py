@@ -3,8 +3,8 @@ written: every read sees a whole commit, i.e. the data exactly as of the version
 
 from __future__ import annotations
 
+from embedded_cluster.secondary import WorkerPool, digest_range, secondary_view
 from fdbcore.cluster.checksum import RangeDigest
-from fdbcore.cluster.embedded.secondary import WorkerPool, digest_range, secondary_view
 from fdbcore.mutations import set_value
 from tests.cluster.util import Writer, digest_at
 from tests.fixtures.cluster import EmbeddedCluster

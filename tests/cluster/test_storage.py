@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from rocksdict import IngestExternalFileOptions, Options, Rdict, SstFileWriter
 
+from embedded_cluster.faults import Fault, FaultRegistry
+from embedded_cluster.knobs import Knobs, parse_knob_args
+from embedded_cluster.storage import ChunkedScan, IngestFile, RangeIterator, Storage
+from embedded_cluster.wire import mutations_out
 from fdbcore import errors
-from fdbcore.cluster.embedded.faults import Fault, FaultRegistry
-from fdbcore.cluster.embedded.knobs import Knobs, parse_knob_args
-from fdbcore.cluster.embedded.storage import ChunkedScan, IngestFile, RangeIterator, Storage
-from fdbcore.cluster.embedded.wire import mutations_out
 from fdbcore.keys import KeyRange
 from fdbcore.mutations import clear_range, set_value
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from fdbcore.cluster.embedded.versions import RECOVERY_VERSION_JUMP, VERSIONS_PER_SECOND
+from embedded_cluster.versions import RECOVERY_VERSION_JUMP, VERSIONS_PER_SECOND
 from fdbcore.mutations import set_value
 from tests.fixtures.cluster import EmbeddedCluster
 

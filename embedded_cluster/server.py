@@ -24,17 +24,17 @@ from typing import Any
 
 import grpc
 
+from embedded_cluster import wire
+from embedded_cluster.bulk import clear_scratch
+from embedded_cluster.bulkdump import BulkDumpService
+from embedded_cluster.bulkload import BulkLoadService
+from embedded_cluster.cancel import Cancellation
+from embedded_cluster.faults import Fault, FaultRegistry
+from embedded_cluster.knobs import Knobs
+from embedded_cluster.secondary import WorkerPool, clear_secondaries, digest_range
+from embedded_cluster.storage import Storage
 from fdbcore import errors
 from fdbcore.cluster import EMBEDDED_DESCRIPTION, clusterfile
-from fdbcore.cluster.embedded import wire
-from fdbcore.cluster.embedded.bulk import clear_scratch
-from fdbcore.cluster.embedded.bulkdump import BulkDumpService
-from fdbcore.cluster.embedded.bulkload import BulkLoadService
-from fdbcore.cluster.embedded.cancel import Cancellation
-from fdbcore.cluster.embedded.faults import Fault, FaultRegistry
-from fdbcore.cluster.embedded.knobs import Knobs
-from fdbcore.cluster.embedded.secondary import WorkerPool, clear_secondaries, digest_range
-from fdbcore.cluster.embedded.storage import Storage
 from fdbcore.keys import KeyRange
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from fdbcore.cluster.embedded.wire import pack, unpack
+from embedded_cluster.wire import pack, unpack
 from fdbcore.cluster.interface import Shard
 from fdbcore.keys import ALL_END, USER_END, KeyRange
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import grpc
 
+from embedded_cluster import wire
+from embedded_cluster.mutation_log import decode_entry
 from fdbcore import errors
 from fdbcore.cluster import clusterfile
-from fdbcore.cluster.embedded import wire
-from fdbcore.cluster.embedded.mutation_log import decode_entry
 from fdbcore.cluster.interface import (
     BulkDumpBatch,
     BulkLoadResult,

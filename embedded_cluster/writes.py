@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
+from embedded_cluster.wire import Columns
 from fdbcore import errors
 from fdbcore.atomic import apply_atomic, check_versionstamp_param, place_versionstamp, versionstamp
-from fdbcore.cluster.embedded.wire import Columns
 from fdbcore.cluster.limits import (
     KEY_SIZE_LIMIT,
     MUTATION_OVERHEAD,

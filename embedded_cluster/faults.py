@@ -3,7 +3,7 @@
 Off unless the server runs with ``--knob_enable_fault_injection=1``. A fault matches any task whose
 range intersects the fault's range (a BulkLoad's destination range); each match uses up one of its
 ``times``, after which calls behave again. The bulk operations ask :meth:`FaultRegistry.take` before
-working on a range and act on the answer (:func:`~fdbcore.cluster.embedded.bulk.act_on_fault`):
+working on a range and act on the answer (:func:`~embedded_cluster.bulk.act_on_fault`):
 
 - ``fail``: the call fails with ``bulkdump_task_failed`` (1243) or ``bulkload_task_failed`` (1238)
   before it touches data (a BulkLoad already holds its range lock, and releases it);

@@ -43,11 +43,10 @@ from rocksdict import (
     WriteOptions,
 )
 
-from fdbcore import errors
-from fdbcore.cluster.embedded import mvcc
-from fdbcore.cluster.embedded.knobs import Knobs
-from fdbcore.cluster.embedded.locks import LOCK_PREFIX, MetaChange, RangeLocks, decode_lock
-from fdbcore.cluster.embedded.mutation_log import (
+from embedded_cluster import mvcc
+from embedded_cluster.knobs import Knobs
+from embedded_cluster.locks import LOCK_PREFIX, MetaChange, RangeLocks, decode_lock
+from embedded_cluster.mutation_log import (
     CAPTURE_PREFIX,
     Capture,
     encode_entry,
@@ -55,8 +54,8 @@ from fdbcore.cluster.embedded.mutation_log import (
     log_prefix,
     version_of_log_key,
 )
-from fdbcore.cluster.embedded.shards import SHARD_PREFIX, ShardMap, ShardState
-from fdbcore.cluster.embedded.versions import (
+from embedded_cluster.shards import SHARD_PREFIX, ShardMap, ShardState
+from embedded_cluster.versions import (
     TIMEKEEPER_PREFIX,
     Timekeeper,
     VersionClock,
@@ -64,8 +63,8 @@ from fdbcore.cluster.embedded.versions import (
     encode_version_record,
     timekeeper_key,
 )
-from fdbcore.cluster.embedded.wire import Columns, pack, unpack
-from fdbcore.cluster.embedded.writes import (
+from embedded_cluster.wire import Columns, pack, unpack
+from embedded_cluster.writes import (
     POINT_DELETES_MAX,
     Effects,
     mutation_span,
@@ -73,6 +72,7 @@ from fdbcore.cluster.embedded.writes import (
     resolve,
     validate,
 )
+from fdbcore import errors
 from fdbcore.cluster.interface import RangeLock, Shard
 from fdbcore.keys import ALL_END, KeyRange, key_after, printable, strinc
 

@@ -20,8 +20,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from embedded_cluster.wire import Columns, pack, unpack
 from fdbcore import errors
-from fdbcore.cluster.embedded.wire import Columns, pack, unpack
 from fdbcore.keys import KeyRange, normalize_ranges
 from fdbcore.mutations import MutationType
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from embedded_cluster.wire import pack, unpack
 from fdbcore import errors
-from fdbcore.cluster.embedded.wire import pack, unpack
 from fdbcore.cluster.interface import RangeLock
 from fdbcore.keys import KeyRange
 

@@ -32,9 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from fdbcore import errors
-from fdbcore.cluster.checksum import RangeDigest
-from fdbcore.cluster.embedded.storage import (
+from embedded_cluster.storage import (
     META_CF,
     ChunkedScan,
     ingest_pending,
@@ -42,6 +40,8 @@ from fdbcore.cluster.embedded.storage import (
     read_committed_version,
     scan,
 )
+from fdbcore import errors
+from fdbcore.cluster.checksum import RangeDigest
 
 log = logging.getLogger(__name__)
 

@@ -33,12 +33,12 @@ from itertools import accumulate, chain
 from pathlib import Path
 from typing import Any
 
+from embedded_cluster import bulk
+from embedded_cluster.cancel import Cancellation, check_flag
+from embedded_cluster.faults import FaultRegistry
+from embedded_cluster.secondary import SecondaryView, WorkerPool, process_view
+from embedded_cluster.storage import ChunkedScan
 from fdbcore import errors, naming
-from fdbcore.cluster.embedded import bulk
-from fdbcore.cluster.embedded.cancel import Cancellation, check_flag
-from fdbcore.cluster.embedded.faults import FaultRegistry
-from fdbcore.cluster.embedded.secondary import SecondaryView, WorkerPool, process_view
-from fdbcore.cluster.embedded.storage import ChunkedScan
 from fdbcore.cluster.interface import BulkDumpBatch
 from fdbcore.container import BackupContainer, open_container
 from fdbcore.formats.bulkdump_manifest import CHECKSUM_SHA256, BatchManifest

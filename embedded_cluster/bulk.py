@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from embedded_cluster.cancel import Cancellation
+from embedded_cluster.faults import FaultRegistry
 from fdbcore import errors, naming
-from fdbcore.cluster.embedded.cancel import Cancellation
-from fdbcore.cluster.embedded.faults import FaultRegistry
 from fdbcore.container import check_path, redact_url
 from fdbcore.container.url import BLOBSTORE_SCHEME
 from fdbcore.formats.bulkdump_manifest import TRANSPORT_BLOBSTORE, TRANSPORT_CP

@@ -31,13 +31,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from embedded_cluster import bulk
+from embedded_cluster.cancel import Cancellation, check_flag
+from embedded_cluster.faults import FaultRegistry
+from embedded_cluster.knobs import Knobs
+from embedded_cluster.secondary import WorkerPool
+from embedded_cluster.storage import IngestFile, Storage
 from fdbcore import errors, naming
-from fdbcore.cluster.embedded import bulk
-from fdbcore.cluster.embedded.cancel import Cancellation, check_flag
-from fdbcore.cluster.embedded.faults import FaultRegistry
-from fdbcore.cluster.embedded.knobs import Knobs
-from fdbcore.cluster.embedded.secondary import WorkerPool
-from fdbcore.cluster.embedded.storage import IngestFile, Storage
 from fdbcore.cluster.interface import BulkLoadResult
 from fdbcore.container import BackupContainer, open_container
 from fdbcore.formats.bulkdump_manifest import CHECKSUM_SHA256, BatchManifest, JobManifestEntry, entries_covering
