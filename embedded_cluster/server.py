@@ -24,7 +24,7 @@ from typing import Any
 
 import grpc
 
-from embedded_cluster import wire
+from embedded_cluster import DESCRIPTION, wire
 from embedded_cluster.bulk import clear_scratch
 from embedded_cluster.bulkdump import BulkDumpService
 from embedded_cluster.bulkload import BulkLoadService
@@ -34,7 +34,7 @@ from embedded_cluster.knobs import Knobs
 from embedded_cluster.secondary import WorkerPool, clear_secondaries, digest_range
 from embedded_cluster.storage import Storage
 from fdbcore import errors
-from fdbcore.cluster import EMBEDDED_DESCRIPTION, clusterfile
+from fdbcore.cluster import clusterfile
 from fdbcore.keys import KeyRange
 
 log = logging.getLogger(__name__)
@@ -250,7 +250,7 @@ class EmbeddedClusterServer:
         address = f"{self.host}:{port}"
         clusterfile.write_atomic(
             self.cluster_file,
-            clusterfile.ClusterFile(EMBEDDED_DESCRIPTION, storage.cluster_id, ((self.host, port),)),
+            clusterfile.ClusterFile(DESCRIPTION, storage.cluster_id, ((self.host, port),)),
         )
         log.info("embedded cluster %s serving %s at %s", storage.cluster_id, self.data_dir, address)
         return address

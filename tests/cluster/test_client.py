@@ -6,13 +6,15 @@ import multiprocessing
 import os
 import threading
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 
+from embedded_cluster import DESCRIPTION
 from embedded_cluster.client import EmbeddedClusterDriver
 from fdbcore import errors
-from fdbcore.cluster import clusterfile, connect
+from fdbcore.cluster import DRIVER_GROUP, clusterfile, connect
 from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.cluster.transaction import Transaction, run
 from fdbcore.keys import KeyRange
@@ -33,8 +35,14 @@ def test_cluster_file_format(tmp_path: Path) -> None:
     with pytest.raises(errors.FileNotFound):
         clusterfile.read(tmp_path / "missing.cluster")
     path.write_text("prod:abc@127.0.0.1:4500\n")
-    with pytest.raises(errors.ClientInvalidOperation):
+    with pytest.raises(errors.ClientInvalidOperation, match=r"only embedded clusters \(description 'embedded'\)"):
         connect(path)
+
+
+def test_connect_finds_the_driver_by_its_entry_point() -> None:
+    """The core names no driver: the one for ``serve``'s description is registered in pyproject.toml."""
+    (entry,) = entry_points(group=DRIVER_GROUP, name=DESCRIPTION)
+    assert entry.load() is EmbeddedClusterDriver
 
 
 def test_connect_and_unreachable_server(embedded_cluster: EmbeddedCluster) -> None:
