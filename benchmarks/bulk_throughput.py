@@ -37,7 +37,7 @@ from typing import cast
 from rocksdict import DBCompressionType, IngestExternalFileOptions, Options, Rdict, SstFileWriter
 
 from embedded_cluster.bulkjobs import dump_job, load_job
-from embedded_cluster.storage import rocksdb_options
+from embedded_cluster.rocks import rocksdb_options
 from fdbcore.bulkdump_dataset import in_root
 from fdbcore.container import open_container
 from fdbcore.keys import KeyRange

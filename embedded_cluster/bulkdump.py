@@ -36,8 +36,8 @@ from typing import Any
 from embedded_cluster import bulk
 from embedded_cluster.cancel import Cancellation, check_flag
 from embedded_cluster.faults import FaultRegistry
+from embedded_cluster.rocks import ChunkedScan
 from embedded_cluster.secondary import SecondaryView, WorkerPool, process_view
-from embedded_cluster.storage import ChunkedScan
 from fdbcore import errors, naming
 from fdbcore.cluster.interface import BulkDumpBatch
 from fdbcore.container import BackupContainer, open_container

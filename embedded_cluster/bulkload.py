@@ -34,9 +34,10 @@ from typing import Any
 from embedded_cluster import bulk
 from embedded_cluster.cancel import Cancellation, check_flag
 from embedded_cluster.faults import FaultRegistry
+from embedded_cluster.ingest import IngestFile
 from embedded_cluster.knobs import Knobs
 from embedded_cluster.secondary import WorkerPool
-from embedded_cluster.storage import IngestFile, Storage
+from embedded_cluster.storage import Storage
 from fdbcore import errors, naming
 from fdbcore.cluster.interface import BulkLoadResult
 from fdbcore.container import BackupContainer, open_container
@@ -199,16 +200,16 @@ class BulkLoadService:
         with self._claim(dest, request.what):
             owner = request.lock_owner or BULKLOAD_OWNER
             if request.lock_owner:
-                self.storage.check_lock_held(dest, request.lock_owner)
+                self.storage.locks.check_held(dest, request.lock_owner)
             else:
-                self.storage.lock_range_exclusive(dest, BULKLOAD_OWNER)
+                self.storage.locks.lock_exclusive(dest, BULKLOAD_OWNER)
             try:
                 bulk.act_on_fault(self.faults, "bulk_load", dest, cancellation, request.what)
                 with bulk.scratch(self.storage.data_dir, "load-") as work:
                     return self._load(request, dest, owner, container, work, cancellation)
             finally:
                 if not request.lock_owner:
-                    self.storage.unlock_range(dest, BULKLOAD_OWNER)
+                    self.storage.locks.unlock(dest, BULKLOAD_OWNER)
 
     @contextmanager
     def _claim(self, dest: KeyRange, what: str) -> Iterator[None]:
@@ -252,7 +253,7 @@ class BulkLoadService:
                 raise
         files = [s.file for s in staged if s.file is not None]
         cancellation.check(request.what)
-        version = self.storage.ingest(dest, files, lock_owner=owner)
+        version = self.storage.ingest.replace(dest, files, lock_owner=owner)
         result = BulkLoadResult(dest, sum(s.key_count for s in staged), sum(f.bytes for f in files), len(files))
         log.info(
             "%s: %d keys, %d bytes from %d files into %s at version %d",

@@ -5,22 +5,21 @@ a commit writing into a range locked by anyone but the commit's ``lock_owner`` i
 (``transaction_rejected_range_locked``, 1242); only the owner may unlock (``range_unlock_reject``,
 1248). One owner's overlapping or touching locks are merged; unlocking part of a lock keeps the rest.
 
-Persisted in ``meta`` as ``lock/<begin>`` -> msgpack ``[end, owner]``.
+Persisted in ``meta`` as ``lock/<begin>`` -> msgpack ``[end, owner]``; every change is a metadata
+commit (:class:`RangeLockTable`), so it is as durable and as ordered as the writes it guards.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from embedded_cluster.store import MetaChange, Store
 from embedded_cluster.wire import pack, unpack
 from fdbcore import errors
 from fdbcore.cluster.interface import RangeLock
 from fdbcore.keys import KeyRange
 
 LOCK_PREFIX = b"lock/"
-
-#: A change to persist: (meta key, new value or ``None`` to delete).
-MetaChange = tuple[bytes, bytes | None]
 
 
 def _put(lock: RangeLock) -> MetaChange:
@@ -37,6 +36,8 @@ def decode_lock(key: bytes, value: bytes) -> RangeLock:
 
 
 class RangeLocks:
+    """The locks in memory; each change returns the ``meta`` changes that persist it."""
+
     def __init__(self, locks: list[RangeLock]) -> None:
         self._locks = sorted(locks, key=lambda lk: lk.range)
 
@@ -106,3 +107,33 @@ class RangeLocks:
                 raise errors.TransactionRejectedRangeLocked(
                     f"the transaction writes into {lk.range}, which is locked by {lk.owner!r}"
                 )
+
+
+class RangeLockTable:
+    """The storage's range locks: :attr:`held` in memory (checked by commits and ingests under the
+    commit lock), every change committed to ``meta`` at a new version."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.held = RangeLocks([decode_lock(k, v) for k, v in store.meta_items(LOCK_PREFIX)])
+
+    def lock(self, range: KeyRange, owner: str) -> int:
+        with self._store.commit_lock:
+            return self._store.metadata_commit(self.held.lock(range, owner))
+
+    def unlock(self, range: KeyRange, owner: str) -> int:
+        with self._store.commit_lock:
+            return self._store.metadata_commit(self.held.unlock(range, owner))
+
+    def lock_exclusive(self, range: KeyRange, owner: str) -> int:
+        """Lock ``range`` for ``owner`` unless any lock, of any owner, touches it (``range_lock_reject``)."""
+        with self._store.commit_lock:
+            return self._store.metadata_commit(self.held.lock_exclusive(range, owner))
+
+    def check_held(self, range: KeyRange, owner: str) -> None:
+        with self._store.commit_lock:
+            self.held.check_held(range, owner)
+
+    def all(self) -> list[RangeLock]:
+        with self._store.commit_lock:
+            return self.held.all()

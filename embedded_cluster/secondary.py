@@ -32,14 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from embedded_cluster.storage import (
-    META_CF,
-    ChunkedScan,
-    ingest_pending,
-    open_secondary,
-    read_committed_version,
-    scan,
-)
+from embedded_cluster.ingest import ingest_pending
+from embedded_cluster.rocks import META_CF, ChunkedScan, open_secondary, read_committed_version, scan
 from fdbcore import errors
 from fdbcore.cluster.checksum import RangeDigest
 

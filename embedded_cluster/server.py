@@ -75,21 +75,21 @@ class ClusterService:
     def methods(self) -> dict[str, Callable[[Request], object]]:
         s = self.storage
         return {
-            "GetReadVersion": lambda r: s.latest_version,
-            "Get": lambda r: s.get(r["key"], r["version"]),
+            "GetReadVersion": lambda r: s.reads.latest_version,
+            "Get": lambda r: s.reads.get(r["key"], r["version"]),
             "GetRange": self.get_range,
             "Commit": self.commit,
-            "ShardMap": lambda r: wire.shards_out(s.shard_map()),
+            "ShardMap": lambda r: wire.shards_out(s.distributor.public()),
             "Knobs": lambda r: s.knobs.as_strings(),
             "Status": self.status,
-            "StartLogCapture": lambda r: s.start_log_capture(r["id"], wire.ranges_in(r["ranges"])),
+            "StartLogCapture": lambda r: s.captures.start(r["id"], wire.ranges_in(r["ranges"])),
             "ReadLog": self.read_log,
-            "PopLog": lambda r: s.pop_log(r["id"], r["version"]),
-            "StopLogCapture": lambda r: s.stop_log_capture(r["id"]),
-            "LockRange": lambda r: s.lock_range(KeyRange(r["begin"], r["end"]), r["owner"]),
-            "UnlockRange": lambda r: s.unlock_range(KeyRange(r["begin"], r["end"]), r["owner"]),
-            "VersionAtTime": lambda r: s.timekeeper.version_at_time(r["time"]),
-            "TimeAtVersion": lambda r: s.timekeeper.time_at_version(r["version"]),
+            "PopLog": lambda r: s.captures.pop(r["id"], r["version"]),
+            "StopLogCapture": lambda r: s.captures.stop(r["id"]),
+            "LockRange": lambda r: s.locks.lock(KeyRange(r["begin"], r["end"]), r["owner"]),
+            "UnlockRange": lambda r: s.locks.unlock(KeyRange(r["begin"], r["end"]), r["owner"]),
+            "VersionAtTime": lambda r: s.store.timekeeper.version_at_time(r["time"]),
+            "TimeAtVersion": lambda r: s.store.timekeeper.time_at_version(r["version"]),
             "InjectFault": self.inject_fault,
             "ClearFaults": lambda r: self.faults.clear(),
             "ShardDigests": self.shard_digests,
@@ -97,7 +97,7 @@ class ClusterService:
         }
 
     def get_range(self, r: Request) -> dict[str, object]:
-        result = self.storage.get_range(
+        result = self.storage.reads.get_range(
             r["begin"],
             r["end"],
             r["version"],
@@ -109,7 +109,7 @@ class ClusterService:
 
     def commit(self, r: Request) -> int:
         types, p1s, p2s = r["mutations"]
-        return self.storage.commit(
+        return self.storage.commits.commit(
             (types, p1s, p2s),
             read_version=r.get("read_version"),
             read_conflicts=wire.ranges_in(r.get("read_conflicts", [])),
@@ -117,7 +117,7 @@ class ClusterService:
         )
 
     def read_log(self, r: Request) -> dict[str, object]:
-        result = self.storage.read_log(r["id"], r["begin_version"], r["limit_bytes"])
+        result = self.storage.captures.read(r["id"], r["begin_version"], r["limit_bytes"])
         return {"entries": [[v, blob] for v, blob in result.entries], "end": result.end_version}
 
     def inject_fault(self, r: Request) -> None:
@@ -131,7 +131,7 @@ class ClusterService:
         return {"version": d.version, "keys": d.keys, "bytes": d.bytes, "sha256": d.sha256}
 
     def shard_digests(self, r: Request) -> list[dict[str, object]]:
-        shards = self.storage.shard_map()
+        shards = self.storage.distributor.public()
         data_dir = str(self.storage.data_dir)
         digests = self.pool.map(digest_range, [(data_dir, s.range.begin, s.range.end) for s in shards])
         return [
@@ -149,22 +149,23 @@ class ClusterService:
 
     def status(self, r: Request) -> dict[str, object]:
         s = self.storage
-        captures = [capture.public() for capture in list(s.captures.values())]
-        latest = s.latest_version
+        captures = s.captures.public()
+        latest = s.reads.latest_version
+        history = s.store.history
         return {
             "version": latest,
-            "shards": wire.shards_out(s.shard_map()),
+            "shards": wire.shards_out(s.distributor.public()),
             "knobs": s.knobs.as_strings(),
             "captures": captures,
-            "locks": wire.locks_out(s.range_locks()),
+            "locks": wire.locks_out(s.locks.all()),
             "extra": {
                 "cluster_id": s.cluster_id,
                 "data_dir": str(s.data_dir),
-                "recovery_version": s.history.start_version,
-                "oldest_readable_version": s.history.oldest_readable(latest),
-                "mvcc_records": len(s.history),
-                "shard_bytes": {st.id: st.nbytes for st in s.shards.states()},
-                "timekeeper": s.timekeeper.summary(),
+                "recovery_version": history.start_version,
+                "oldest_readable_version": history.oldest_readable(latest),
+                "mvcc_records": len(history),
+                "shard_bytes": {st.id: st.nbytes for st in s.distributor.map.states()},
+                "timekeeper": s.store.timekeeper.summary(),
                 "faults": self.faults.public(),
             },
         }
@@ -264,9 +265,9 @@ class EmbeddedClusterServer:
         while not self._stop.wait(interval):
             try:
                 if idle:
-                    storage.tick(idle)
+                    storage.store.tick(idle)
                 if time.monotonic() >= next_split:
-                    storage.split_oversized_shards()
+                    storage.distributor.split_oversized()
                     next_split = time.monotonic() + SHARD_SPLIT_INTERVAL
             except Exception:
                 log.exception("maintenance failed")

@@ -9,8 +9,10 @@ import pytest
 from rocksdict import IngestExternalFileOptions, Options, Rdict, SstFileWriter
 
 from embedded_cluster.faults import Fault, FaultRegistry
+from embedded_cluster.ingest import IngestFile
 from embedded_cluster.knobs import Knobs, parse_knob_args
-from embedded_cluster.storage import ChunkedScan, IngestFile, RangeIterator, Storage
+from embedded_cluster.rocks import ChunkedScan, RangeIterator
+from embedded_cluster.storage import Storage
 from embedded_cluster.wire import mutations_out
 from fdbcore import errors
 from fdbcore.keys import KeyRange
@@ -25,11 +27,11 @@ def storage(tmp_path: Path) -> Iterator[Storage]:
 
 
 def commit(s: Storage, *mutations) -> int:
-    return s.commit(mutations_out(list(mutations)))
+    return s.commits.commit(mutations_out(list(mutations)))
 
 
 def read(s: Storage, begin: bytes, end: bytes, version: int) -> list[tuple[bytes, bytes]]:
-    flat = s.get_range(begin, end, version, limit=0, limit_bytes=0, reverse=False).flat
+    flat = s.reads.get_range(begin, end, version, limit=0, limit_bytes=0, reverse=False).flat
     return list(zip(flat[::2], flat[1::2], strict=True))
 
 
@@ -45,7 +47,7 @@ def write_sst(path: Path, pairs: list[tuple[bytes, bytes]]) -> str:
 def test_range_iterator_keeps_its_bounds_alive(storage: Storage) -> None:
     """rocksdict iterators point at their ReadOptions' bounds; freed options made scans come back empty."""
     commit(storage, *(set_value(b"it/%03d" % i, b"v") for i in range(10)))
-    it = RangeIterator(storage._db, b"it/", b"it0")
+    it = RangeIterator(storage.store.db, b"it/", b"it0")
     garbage = [bytes(12) for _ in range(1000)]  # reuse freed memory, as the bug needed
     assert [k for k, _ in it.pairs()] == [b"it/%03d" % i for i in range(10)]
     assert len(garbage) == 1000
@@ -53,45 +55,47 @@ def test_range_iterator_keeps_its_bounds_alive(storage: Storage) -> None:
 
 def test_ingest_replaces_a_range_and_cuts_history(storage: Storage, tmp_path: Path) -> None:
     commit(storage, *(set_value(b"b/%03d" % i, b"old") for i in range(20)), set_value(b"a", b"keep"))
-    capture = storage.start_log_capture("bk", [KeyRange(b"", b"\xff")])
-    before = storage.latest_version
+    capture = storage.captures.start("bk", [KeyRange(b"", b"\xff")])
+    before = storage.reads.latest_version
     sst = write_sst(tmp_path / "batch.sst", [(b"b/%03d" % i, b"new") for i in range(5, 30)])
 
-    v = storage.ingest(KeyRange(b"b/", b"b0"), [IngestFile(sst, KeyRange(b"b/", b"b0"), 25 * 8)], lock_owner=None)
+    v = storage.ingest.replace(
+        KeyRange(b"b/", b"b0"), [IngestFile(sst, KeyRange(b"b/", b"b0"), 25 * 8)], lock_owner=None
+    )
     assert v > before
     assert not Path(sst).exists()  # moved, not copied
     assert read(storage, b"", b"\xff", v) == [
         (b"a", b"keep"),
         *((b"b/%03d" % i, b"new") for i in range(5, 30)),
     ]
-    assert storage.get(b"a", before) == b"keep"  # outside the range, history is intact
+    assert storage.reads.get(b"a", before) == b"keep"  # outside the range, history is intact
     with pytest.raises(errors.TransactionTooOld):
         read(storage, b"b/", b"b0", before)
     with pytest.raises(errors.NotCommitted):
-        storage.commit(mutations_out([]), read_version=before, read_conflicts=[KeyRange(b"b/010", b"b/011")])
+        storage.commits.commit(mutations_out([]), read_version=before, read_conflicts=[KeyRange(b"b/010", b"b/011")])
     later = commit(storage, set_value(b"b/005", b"newer"))
-    assert storage.get(b"b/005", v) == b"new" and storage.get(b"b/005", later) == b"newer"
-    assert storage.read_log("bk", capture, 0).entries[-1][0] == later  # ingestion bypasses the log
+    assert storage.reads.get(b"b/005", v) == b"new" and storage.reads.get(b"b/005", later) == b"newer"
+    assert storage.captures.read("bk", capture, 0).entries[-1][0] == later  # ingestion bypasses the log
     # Counted at ingestion; the later overwrite of b/005 counts as new bytes until the splitter recounts.
-    assert sum(s.nbytes for s in storage.shards.states()) == (1 + 4) + 25 * (5 + 3) + (5 + 5)
+    assert sum(s.nbytes for s in storage.distributor.map.states()) == (1 + 4) + 25 * (5 + 3) + (5 + 5)
 
-    storage.lock_range(KeyRange(b"b/", b"b0"), "BulkLoad")
+    storage.locks.lock(KeyRange(b"b/", b"b0"), "BulkLoad")
     with pytest.raises(errors.TransactionRejectedRangeLocked):
-        storage.ingest(KeyRange(b"b/", b"b0"), [], lock_owner="other")
-    storage.ingest(KeyRange(b"b/", b"b0"), [], lock_owner="BulkLoad")
-    assert read(storage, b"b/", b"b0", storage.latest_version) == []
+        storage.ingest.replace(KeyRange(b"b/", b"b0"), [], lock_owner="other")
+    storage.ingest.replace(KeyRange(b"b/", b"b0"), [], lock_owner="BulkLoad")
+    assert read(storage, b"b/", b"b0", storage.reads.latest_version) == []
 
 
 def test_huge_clears_keep_no_history(storage: Storage) -> None:
     commit(storage, *(set_value(b"h/%03d" % i, b"v") for i in range(200)), set_value(b"s/1", b"v"))
-    v0 = storage.latest_version
+    v0 = storage.reads.latest_version
     commit(storage, clear_range(b"s/", b"s0"))  # small: older reads still work
     assert read(storage, b"s/", b"s0", v0) == [(b"s/1", b"v")]
     v2 = commit(storage, clear_range(b"h/", b"h0"))  # 200 keys > the knob's 50
     assert read(storage, b"h/", b"h0", v2) == []
     with pytest.raises(errors.TransactionTooOld):
         read(storage, b"h/050", b"h/060", v0)
-    assert sum(s.nbytes for s in storage.shards.states()) == 0
+    assert sum(s.nbytes for s in storage.distributor.map.states()) == 0
 
 
 def test_knob_parsing() -> None:
@@ -160,7 +164,7 @@ def test_ingest_counts_bytes_per_shard(tmp_path: Path) -> None:
     """A file inside one shard counts whole; one across a shard boundary is counted on each side."""
     s = Storage(tmp_path / "data", Knobs(shard_count=2, idle_commit_interval_ms=0))
     try:
-        boundary = s.shards[1].begin  # b"\x7f"
+        boundary = s.distributor.map[1].begin  # b"\x7f"
         commit(s, set_value(b"\x10old", b"x" * 100), set_value(b"\x90old", b"y" * 10))
         across = [(b"\x20%03d" % i, b"a" * 10) for i in range(30)] + [(boundary + b"%03d" % i, b"b") for i in range(5)]
         inside = [(b"\xa0%03d" % i, b"c" * 20) for i in range(7)]
@@ -168,7 +172,7 @@ def test_ingest_counts_bytes_per_shard(tmp_path: Path) -> None:
             IngestFile(write_sst(tmp_path / "1.sst", across), KeyRange(b"\x20", b"\x90"), 30 * 14 + 5 * 5),
             IngestFile(write_sst(tmp_path / "2.sst", inside), KeyRange(b"\x90", b"\xb0"), 7 * 24),
         ]
-        s.ingest(KeyRange(b"\x00", b"\xb0"), files, lock_owner=None)
-        assert [st.nbytes for st in s.shards.states()] == [30 * 14, 5 * 5 + 7 * 24, 0]
+        s.ingest.replace(KeyRange(b"\x00", b"\xb0"), files, lock_owner=None)
+        assert [st.nbytes for st in s.distributor.map.states()] == [30 * 14, 5 * 5 + 7 * 24, 0]
     finally:
         s.close()
