@@ -6,7 +6,7 @@ from __future__ import annotations
 from embedded_cluster.secondary import WorkerPool, digest_range, secondary_view
 from fdbcore.cluster.checksum import RangeDigest
 from fdbcore.mutations import set_value
-from tests.cluster.util import Writer, digest_at
+from tests.fdbcore.cluster.util import Writer, digest_at
 from tests.fixtures.cluster import EmbeddedCluster
 
 

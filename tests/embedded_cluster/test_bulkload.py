@@ -24,7 +24,7 @@ from fdbcore.formats.bulkdump_manifest import BatchManifest, JobManifestEntry
 from fdbcore.keys import KeyRange
 from fdbcore.mutations import set_value
 from fdbcore.naming import new_uid
-from tests.cluster.util import digest_at, drain, read_all
+from tests.fdbcore.cluster.util import digest_at, drain, read_all
 from tests.fixtures.cluster import EmbeddedCluster
 
 KNOBS = {"shard_encode_location_metadata": 1, "enable_read_lock_on_range": 1}

@@ -10,7 +10,7 @@ import pytest
 from fdbcore import errors
 from fdbcore.keys import ALL_END, KeyRange
 from fdbcore.mutations import clear_range, set_value
-from tests.cluster.util import wait_for_splits
+from tests.fdbcore.cluster.util import wait_for_splits
 from tests.fixtures.cluster import EmbeddedCluster
 
 

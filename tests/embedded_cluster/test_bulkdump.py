@@ -29,7 +29,7 @@ from fdbcore.formats.sst import read_sst
 from fdbcore.keys import KeyRange
 from fdbcore.mutations import set_value
 from fdbcore.naming import new_uid
-from tests.cluster.util import Writer, read_all
+from tests.fdbcore.cluster.util import Writer, read_all
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.s3 import S3Endpoint
 

@@ -10,7 +10,7 @@ from fdbcore import errors
 from fdbcore.atomic import apply_atomic, versionstamp
 from fdbcore.cluster.limits import KEY_SIZE_LIMIT, SYSTEM_KEY_SIZE_LIMIT, VALUE_SIZE_LIMIT
 from fdbcore.mutations import Mutation, MutationType, clear, clear_range, set_value
-from tests.cluster.test_atomic import VALUE_OPS
+from tests.fdbcore.test_atomic import VALUE_OPS
 from tests.fixtures.cluster import EmbeddedCluster
 
 T = MutationType

@@ -11,7 +11,7 @@ from fdbcore import errors
 from fdbcore.atomic import versionstamp
 from fdbcore.keys import KeyRange
 from fdbcore.mutations import Mutation, MutationType, clear, clear_range, set_value
-from tests.cluster.util import drain
+from tests.fdbcore.cluster.util import drain
 from tests.fixtures.cluster import EmbeddedCluster
 
 T = MutationType

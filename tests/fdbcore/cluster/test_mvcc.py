@@ -11,7 +11,7 @@ import pytest
 from fdbcore import errors
 from fdbcore.keys import KeyRange
 from fdbcore.mutations import Mutation, MutationType, clear, clear_range, set_value
-from tests.cluster.util import read_all
+from tests.fdbcore.cluster.util import read_all
 from tests.fixtures.cluster import EmbeddedCluster
 
 

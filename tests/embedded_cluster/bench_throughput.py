@@ -1,6 +1,6 @@
 """Throughput of the embedded cluster through its RPC (a benchmark script, not a test).
 
-    python -m tests.cluster.bench_throughput [--transactions 100] [--value-size 100]
+    python -m tests.embedded_cluster.bench_throughput [--transactions 100] [--value-size 100]
 
 Starts a server in a temporary folder and measures, with one client process:
 
