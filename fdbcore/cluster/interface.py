@@ -3,7 +3,7 @@
 Backup and restore never import a concrete driver; they get a :class:`ClusterDriver` from
 :func:`fdbcore.cluster.connect` with a cluster file. Two drivers are meant to sit behind it: the
 embedded RocksDB stand-in (``embedded_cluster``) and, later, real FoundationDB through the
-``foundationdb`` bindings. The contract test suite in ``tests/cluster`` runs against every driver.
+``foundationdb`` bindings. The contract test suite in ``tests/fdbcore/cluster`` runs against every driver.
 
 Semantics follow FoundationDB:
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from fdbcore.keys import KeyRange
 from fdbcore.mutations import clear_range, set_value
-from tests.fdbcore.cluster.util import digest_at, drain, wait_for_splits
+from tests.embedded_cluster.util import wait_for_splits
+from tests.fdbcore.cluster.util import digest_at, drain
 from tests.fixtures.cluster import EmbeddedCluster
 
 

@@ -1,16 +1,13 @@
-"""The shard map (ids, cover, splitting as data grows) and range locks (1242, 1247, 1248)."""
+"""The shard map: ids, covering the key space, byte counts, splitting as data grows."""
 
 from __future__ import annotations
 
 import re
 from itertools import pairwise
 
-import pytest
-
-from fdbcore import errors
 from fdbcore.keys import ALL_END, KeyRange
 from fdbcore.mutations import clear_range, set_value
-from tests.fdbcore.cluster.util import wait_for_splits
+from tests.embedded_cluster.util import wait_for_splits
 from tests.fixtures.cluster import EmbeddedCluster
 
 
@@ -54,34 +51,3 @@ def test_overwrites_are_recounted_before_splitting(embedded_cluster_factory) -> 
     shards = wait_for_splits(db, 30_000)
     assert len(shards) == 2  # recounted to its true 10 KB, not split
     assert db.status().extra["shard_bytes"][shards[0].id] == 100 * (len(b"w/000") + 100)
-
-
-def test_range_locks(embedded_cluster: EmbeddedCluster) -> None:
-    db = embedded_cluster.driver
-    db.lock_range(KeyRange(b"r/b", b"r/d"), "BulkLoad")
-    with pytest.raises(errors.TransactionRejectedRangeLocked) as rejected:
-        db.commit([set_value(b"r/c", b"x")])
-    assert rejected.value.code == 1242
-    with pytest.raises(errors.TransactionRejectedRangeLocked):
-        db.commit([clear_range(b"r/a", b"r/z")])
-    with pytest.raises(errors.TransactionRejectedRangeLocked):
-        db.commit([set_value(b"r/c", b"x")], lock_owner="someone-else")
-    v = db.commit([set_value(b"r/c", b"owner")], lock_owner="BulkLoad")
-    assert db.get(b"r/c", v) == b"owner"
-    db.commit([set_value(b"r/a", b"free"), set_value(b"r/d", b"free")])  # outside the lock
-
-    with pytest.raises(errors.RangeLockReject) as overlap:
-        db.lock_range(KeyRange(b"r/c", b"r/e"), "other")
-    assert overlap.value.code == 1247
-    db.lock_range(KeyRange(b"r/c", b"r/e"), "BulkLoad")  # the same owner extends its lock
-    assert [(lk.range, lk.owner) for lk in db.status().locks] == [(KeyRange(b"r/b", b"r/e"), "BulkLoad")]
-
-    with pytest.raises(errors.RangeUnlockReject) as unlock:
-        db.unlock_range(KeyRange(b"r/b", b"r/e"), "other")
-    assert unlock.value.code == 1248
-    db.unlock_range(KeyRange(b"r/c", b"r/d"), "BulkLoad")  # a partial unlock keeps the rest
-    assert [lk.range for lk in db.status().locks] == [KeyRange(b"r/b", b"r/c"), KeyRange(b"r/d", b"r/e")]
-    db.commit([set_value(b"r/c", b"unlocked")])
-    db.unlock_range(KeyRange(b"", b"\xff"), "BulkLoad")
-    assert db.status().locks == []
-    db.commit([clear_range(b"r/", b"r0")])

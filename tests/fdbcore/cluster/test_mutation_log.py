@@ -9,33 +9,32 @@ import pytest
 
 from fdbcore import errors
 from fdbcore.atomic import versionstamp
+from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.keys import KeyRange
 from fdbcore.mutations import Mutation, MutationType, clear, clear_range, set_value
 from tests.fdbcore.cluster.util import drain
-from tests.fixtures.cluster import EmbeddedCluster
 
 T = MutationType
 
 
-def test_log_content_clipping_atomics_and_versionstamps(embedded_cluster: EmbeddedCluster) -> None:
-    db = embedded_cluster.driver
-    db.commit([set_value(b"b/before", b"not captured")])
-    v0 = db.start_log_capture("bk", [KeyRange(b"b/", b"c/"), KeyRange(b"x/", b"y/")])
-    assert db.start_log_capture("bk", [KeyRange(b"", b"\xff")]) == v0  # idempotent
+def test_log_content_clipping_atomics_and_versionstamps(driver: ClusterDriver) -> None:
+    driver.commit([set_value(b"b/before", b"not captured")])
+    v0 = driver.start_log_capture("bk", [KeyRange(b"b/", b"c/"), KeyRange(b"x/", b"y/")])
+    assert driver.start_log_capture("bk", [KeyRange(b"", b"\xff")]) == v0  # idempotent
 
-    v1 = db.commit([set_value(b"b/1", b"one"), set_value(b"a/outside", b"no"), set_value(b"x/1", b"ex")])
-    v2 = db.commit([clear_range(b"a/", b"z/"), clear(b"b/1")])
+    v1 = driver.commit([set_value(b"b/1", b"one"), set_value(b"a/outside", b"no"), set_value(b"x/1", b"ex")])
+    v2 = driver.commit([clear_range(b"a/", b"z/"), clear(b"b/1")])
     add = Mutation(T.ADD_VALUE, b"b/ctr", struct.pack("<q", 5))
-    v3 = db.commit(
+    v3 = driver.commit(
         [
             add,
             Mutation(T.SET_VERSIONSTAMPED_KEY, b"b/vs/" + b"\x00" * 10 + struct.pack("<i", 5), b"vk"),
             Mutation(T.SET_VERSIONSTAMPED_VALUE, b"x/vsv", b"\x00" * 10 + struct.pack("<i", 0)),
         ]
     )
-    db.commit([set_value(b"q/not captured", b"")])  # touches no capture range: no entry at all
+    driver.commit([set_value(b"q/not captured", b"")])  # touches no capture range: no entry at all
 
-    logged, end = drain(db, "bk", v0)
+    logged, end = drain(driver, "bk", v0)
     got = [(m.version, m.subsequence, tuple(m.mutation)) for m in logged]
     assert got == [
         (v1, 0, (T.SET_VALUE, b"b/1", b"one")),
@@ -51,39 +50,38 @@ def test_log_content_clipping_atomics_and_versionstamps(embedded_cluster: Embedd
 
     # end_version keeps advancing while nothing is written.
     time.sleep(0.3)
-    idle = db.read_log("bk", end)
+    idle = driver.read_log("bk", end)
     assert idle.mutations == [] and idle.end_version > end
 
-    status = db.status()
+    status = driver.status()
     assert [c["id"] for c in status.captures] == ["bk"]
 
 
-def test_pop_limits_and_two_captures(embedded_cluster: EmbeddedCluster) -> None:
-    db = embedded_cluster.driver
-    va = db.start_log_capture("a", [KeyRange(b"", b"\xff")])
-    versions = [db.commit([set_value(b"k%02d" % i, b"v" * 1000)]) for i in range(20)]
-    vb = db.start_log_capture("b", [KeyRange(b"k10", b"k15")])
-    db.commit([clear_range(b"k", b"l")])
+def test_pop_limits_and_two_captures(driver: ClusterDriver) -> None:
+    va = driver.start_log_capture("a", [KeyRange(b"", b"\xff")])
+    versions = [driver.commit([set_value(b"k%02d" % i, b"v" * 1000)]) for i in range(20)]
+    vb = driver.start_log_capture("b", [KeyRange(b"k10", b"k15")])
+    driver.commit([clear_range(b"k", b"l")])
 
-    all_a, _ = drain(db, "a", va)
+    all_a, _ = drain(driver, "a", va)
     assert [m.version for m in all_a] == [*versions, all_a[-1].version]
     assert all_a[-1].mutation == Mutation(T.CLEAR_RANGE, b"k", b"l")
-    all_b, _ = drain(db, "b", vb)
+    all_b, _ = drain(driver, "b", vb)
     assert [tuple(m.mutation) for m in all_b] == [(T.CLEAR_RANGE, b"k10", b"k15")]
 
     # A byte limit cuts batches at commit boundaries; end_version says where to continue.
-    small = db.read_log("a", va, limit_bytes=2500)
+    small = driver.read_log("a", va, limit_bytes=2500)
     assert 1 <= len(small.mutations) <= 3
     assert small.end_version == small.mutations[-1].version + 1
-    assert drain(db, "a", va, limit_bytes=2500)[0] == all_a
+    assert drain(driver, "a", va, limit_bytes=2500)[0] == all_a
 
-    db.pop_log("a", versions[10])
-    assert [m.version for m in drain(db, "a", versions[10])[0]][:1] == [versions[10]]
+    driver.pop_log("a", versions[10])
+    assert [m.version for m in drain(driver, "a", versions[10])[0]][:1] == [versions[10]]
     with pytest.raises(errors.TransactionTooOld):
-        db.read_log("a", versions[5])
-    assert len(drain(db, "b", vb)[0]) == 1  # popping one capture leaves the other alone
+        driver.read_log("a", versions[5])
+    assert len(drain(driver, "b", vb)[0]) == 1  # popping one capture leaves the other alone
 
-    db.stop_log_capture("a")
+    driver.stop_log_capture("a")
     with pytest.raises(errors.KeyNotFound):
-        db.read_log("a", 0)
-    assert [c["id"] for c in db.status().captures] == ["b"]
+        driver.read_log("a", 0)
+    assert [c["id"] for c in driver.status().captures] == ["b"]

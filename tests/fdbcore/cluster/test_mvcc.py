@@ -9,14 +9,14 @@ import time
 import pytest
 
 from fdbcore import errors
+from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.keys import KeyRange
 from fdbcore.mutations import Mutation, MutationType, clear, clear_range, set_value
+from tests.fdbcore.cluster.conftest import ClusterFactory
 from tests.fdbcore.cluster.util import read_all
-from tests.fixtures.cluster import EmbeddedCluster
 
 
-def test_reads_at_older_versions_while_writes_continue(embedded_cluster: EmbeddedCluster) -> None:
-    db = embedded_cluster.driver
+def test_reads_at_older_versions_while_writes_continue(driver: ClusterDriver) -> None:
     rng = random.Random(7)
     model: dict[bytes, bytes] = {}
     snapshots: list[tuple[int, dict[bytes, bytes]]] = []
@@ -37,99 +37,99 @@ def test_reads_at_older_versions_while_writes_continue(embedded_cluster: Embedde
                 muts.append(clear_range(k, end))
                 for key in [key for key in model if k <= key < end]:
                     del model[key]
-        v = db.commit(muts)
+        v = driver.commit(muts)
         snapshots.append((v, dict(model)))
 
     # Every earlier version reads back exactly as it was, forward, reverse, point reads and in chunks.
     for v, state in snapshots[::3]:
         expected = sorted(state.items())
-        assert read_all(db, b"m/", b"m0", v) == expected
-        assert read_all(db, b"m/", b"m0", v, chunk=7) == expected
-        rev = db.get_range(b"m/", b"m0", v, reverse=True)
+        assert read_all(driver, b"m/", b"m0", v) == expected
+        assert read_all(driver, b"m/", b"m0", v, chunk=7) == expected
+        rev = driver.get_range(b"m/", b"m0", v, reverse=True)
         assert rev.kvs == expected[::-1] and not rev.more
         for k in (b"m/000", b"m/050", b"m/199"):
-            assert db.get(k, v) == state.get(k)
-        sub = db.get_range(b"m/050", b"m/100", v, limit=5)
+            assert driver.get(k, v) == state.get(k)
+        sub = driver.get_range(b"m/050", b"m/100", v, limit=5)
         inside = [kv for kv in expected if b"m/050" <= kv[0] < b"m/100"]
         assert sub.kvs == inside[:5] and sub.more == (len(inside) > 5)
 
 
-def test_a_reader_keeps_its_version_under_concurrent_writes(embedded_cluster: EmbeddedCluster) -> None:
-    db = embedded_cluster.driver
-    db.commit([set_value(b"c/%04d" % i, b"base") for i in range(2000)])
-    v = db.get_read_version()
-    expected = read_all(db, b"c/", b"c0", v)
+def test_a_reader_keeps_its_version_under_concurrent_writes(driver: ClusterDriver) -> None:
+    driver.commit([set_value(b"c/%04d" % i, b"base") for i in range(2000)])
+    v = driver.get_read_version()
+    expected = read_all(driver, b"c/", b"c0", v)
     stop = threading.Event()
 
     def writer() -> None:
         i = 0
         while not stop.is_set():
-            db.commit([set_value(b"c/%04d" % ((i * 37 + j) % 2500), b"new%d" % i) for j in range(50)])
-            db.commit([clear_range(b"c/%04d" % (i % 2000), b"c/%04d" % (i % 2000 + 20))])
+            driver.commit([set_value(b"c/%04d" % ((i * 37 + j) % 2500), b"new%d" % i) for j in range(50)])
+            driver.commit([clear_range(b"c/%04d" % (i % 2000), b"c/%04d" % (i % 2000 + 20))])
             i += 1
 
     t = threading.Thread(target=writer)
     t.start()
     try:
         for _ in range(5):
-            assert read_all(db, b"c/", b"c0", v, chunk=300) == expected
+            assert read_all(driver, b"c/", b"c0", v, chunk=300) == expected
     finally:
         stop.set()
         t.join()
-    assert read_all(db, b"c/", b"c0", db.get_read_version()) != expected
+    assert read_all(driver, b"c/", b"c0", driver.get_read_version()) != expected
 
 
-def test_transaction_too_old_and_future_version(embedded_cluster_factory) -> None:
-    cluster = embedded_cluster_factory(max_read_transaction_life_versions=500_000)
-    db = cluster.driver
-    v = db.commit([set_value(b"k", b"1")])
-    db.commit([set_value(b"k", b"2")])
-    assert db.get(b"k", v) == b"1"
-    latest = db.get_read_version()
+def test_transaction_too_old_and_future_version(cluster_factory: ClusterFactory) -> None:
+    cluster = cluster_factory(max_read_transaction_life_versions=500_000)
+    driver = cluster.driver
+    v = driver.commit([set_value(b"k", b"1")])
+    driver.commit([set_value(b"k", b"2")])
+    assert driver.get(b"k", v) == b"1"
+    latest = driver.get_read_version()
     with pytest.raises(errors.FutureVersion):
-        db.get_range(b"", b"\xff", latest + 10_000_000)
+        driver.get_range(b"", b"\xff", latest + 10_000_000)
     with pytest.raises(errors.FutureVersion):
-        db.get(b"k", latest + 10_000_000)
+        driver.get(b"k", latest + 10_000_000)
     time.sleep(0.8)
     with pytest.raises(errors.TransactionTooOld) as info:
-        db.get_range(b"", b"\xff", v)
+        driver.get_range(b"", b"\xff", v)
     assert info.value.code == 1007
     with pytest.raises(errors.TransactionTooOld):
-        db.get(b"k", v)
+        driver.get(b"k", v)
     with pytest.raises(errors.TransactionTooOld):
-        db.commit([set_value(b"x", b"1")], read_version=v, read_conflict_ranges=[KeyRange(b"a", b"b")])
+        driver.commit([set_value(b"x", b"1")], read_version=v, read_conflict_ranges=[KeyRange(b"a", b"b")])
 
     # A restart keeps no history: versions before the recovery are too old, whatever the window.
-    v2 = db.get_read_version()
+    v2 = driver.get_read_version()
     cluster.restart()
     with pytest.raises(errors.TransactionTooOld):
-        db.get(b"k", v2)
-    assert db.get(b"k", db.get_read_version()) == b"2"
+        driver.get(b"k", v2)
+    assert driver.get(b"k", driver.get_read_version()) == b"2"
 
 
-def test_conflicts(embedded_cluster: EmbeddedCluster) -> None:
-    db = embedded_cluster.driver
-    v0 = db.commit([set_value(b"acct/a", b"1"), set_value(b"acct/b", b"1")])
+def test_conflicts(driver: ClusterDriver) -> None:
+    v0 = driver.commit([set_value(b"acct/a", b"1"), set_value(b"acct/b", b"1")])
     # Someone writes acct/a after v0.
-    db.commit([set_value(b"acct/a", b"2")])
+    driver.commit([set_value(b"acct/a", b"2")])
     with pytest.raises(errors.NotCommitted) as info:
-        db.commit(
+        driver.commit(
             [set_value(b"out", b"x")],
             read_version=v0,
             read_conflict_ranges=[KeyRange(b"acct/a", b"acct/a\x00")],
         )
     assert info.value.code == 1020
     with pytest.raises(errors.NotCommitted):
-        db.commit([set_value(b"out", b"x")], read_version=v0, read_conflict_ranges=[KeyRange(b"acct/", b"acct0")])
+        driver.commit([set_value(b"out", b"x")], read_version=v0, read_conflict_ranges=[KeyRange(b"acct/", b"acct0")])
     # A read range nobody wrote into commits.
-    v1 = db.commit([set_value(b"out", b"y")], read_version=v0, read_conflict_ranges=[KeyRange(b"acct/b", b"acct/c")])
-    assert db.get(b"out", v1) == b"y"
+    v1 = driver.commit(
+        [set_value(b"out", b"y")], read_version=v0, read_conflict_ranges=[KeyRange(b"acct/b", b"acct/c")]
+    )
+    assert driver.get(b"out", v1) == b"y"
     # Clears and atomic ops are writes too.
-    v2 = db.get_read_version()
-    db.commit([clear_range(b"z/1", b"z/5")])
+    v2 = driver.get_read_version()
+    driver.commit([clear_range(b"z/1", b"z/5")])
     with pytest.raises(errors.NotCommitted):
-        db.commit([], read_version=v2, read_conflict_ranges=[KeyRange(b"z/3", b"z/4")])
-    v3 = db.get_read_version()
-    db.commit([Mutation(MutationType.ADD_VALUE, b"ctr", b"\x01")])
+        driver.commit([], read_version=v2, read_conflict_ranges=[KeyRange(b"z/3", b"z/4")])
+    v3 = driver.get_read_version()
+    driver.commit([Mutation(MutationType.ADD_VALUE, b"ctr", b"\x01")])
     with pytest.raises(errors.NotCommitted):
-        db.commit([], read_version=v3, read_conflict_ranges=[KeyRange(b"ctr", b"ctr\x00")])
+        driver.commit([], read_version=v3, read_conflict_ranges=[KeyRange(b"ctr", b"ctr\x00")])

@@ -1,13 +1,12 @@
-"""Helpers shared by the embedded-cluster tests (reading whole ranges and logs, waiting for splits, a
-background writer)."""
+"""Driver-generic helpers of the contract suite, used by the embedded cluster's own tests too: reading
+whole ranges and logs, a background writer."""
 
 from __future__ import annotations
 
 import threading
-import time
 
 from fdbcore.cluster.checksum import RangeDigest
-from fdbcore.cluster.interface import ClusterDriver, LoggedMutation, Shard
+from fdbcore.cluster.interface import ClusterDriver, LoggedMutation
 from fdbcore.mutations import clear_range, set_value
 
 
@@ -39,19 +38,6 @@ def drain(db: ClusterDriver, capture: str, begin: int, limit_bytes: int = 0) -> 
         if not batch.mutations:
             return out, batch.end_version
         begin = batch.end_version
-
-
-def wait_for_splits(db: ClusterDriver, target: int, timeout: float = 20.0) -> list[Shard]:
-    """The shard map once the background splitter has no shard above ``target`` bytes left."""
-    deadline = time.monotonic() + timeout
-    while True:
-        sizes = db.status().extra["shard_bytes"]
-        assert isinstance(sizes, dict)
-        if max(sizes.values()) <= target:
-            return db.shard_map()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"shards still above {target} bytes: {sizes}")
-        time.sleep(0.2)
 
 
 class Writer:
