@@ -1,6 +1,6 @@
-"""Throughput of the embedded cluster through its RPC (a benchmark script, not a test).
+"""Throughput of the embedded cluster's reads, commits and log through its RPC (a script, not a test).
 
-    python -m tests.embedded_cluster.bench_throughput [--transactions 100] [--value-size 100]
+    python -m benchmarks.cluster_throughput [--transactions 100] [--value-size 100]
 
 Starts a server in a temporary folder and measures, with one client process:
 
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from embedded_cluster.client import EmbeddedClusterDriver
+from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.keys import KeyRange
 from fdbcore.mutations import set_value
 from tests.fixtures.cluster import EmbeddedCluster
@@ -71,11 +71,11 @@ def run(cluster: EmbeddedCluster, transactions: int, value_size: int) -> None:
     started = time.perf_counter()
     begin, mutations = capture_begin, 0
     while True:
-        batch = db.read_log("bench", begin, limit_bytes=1 << 20)
-        if not batch.mutations:
+        logged = db.read_log("bench", begin, limit_bytes=1 << 20)
+        if not logged.mutations:
             break
-        mutations += len(batch.mutations)
-        begin = batch.end_version
+        mutations += len(logged.mutations)
+        begin = logged.end_version
     assert mutations == transactions * per_txn
     report("read_log (1 MB batches)", data_bytes, time.perf_counter() - started)
 
@@ -92,7 +92,7 @@ def run(cluster: EmbeddedCluster, transactions: int, value_size: int) -> None:
     report("get_range, older version", data_bytes, time.perf_counter() - started, "(half the keys rewritten since)")
 
 
-def read_range(db: EmbeddedClusterDriver, version: int, expected_keys: int) -> None:
+def read_range(db: ClusterDriver, version: int, expected_keys: int) -> None:
     cursor, keys = b"bench/", 0
     while True:
         chunk = db.get_range(cursor, b"bench0", version, limit_bytes=1 << 20)
