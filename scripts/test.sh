@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the whole test gate: lint, type-check (strict on the core), and the test suite (real Redis, S3
+# Run the whole test gate: lint, type-check (strict on the core and the stand-in), and the test suite (real Redis, S3
 # endpoint, embedded clusters and Celery workers are started by the tests themselves).
 # Extra arguments go to pytest, e.g. scripts/test.sh -k container -x
 set -euo pipefail
