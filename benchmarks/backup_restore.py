@@ -42,7 +42,7 @@ from typing import Any
 
 from rocksdict import IngestExternalFileOptions, Rdict, SstFileWriter
 
-from fdbcore.cluster.embedded.storage import rocksdb_options
+from embedded_cluster.rocks import rocksdb_options
 from fdbcore.formats.sst import sst_options
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet

@@ -36,9 +36,9 @@ from typing import cast
 
 from rocksdict import DBCompressionType, IngestExternalFileOptions, Options, Rdict, SstFileWriter
 
+from embedded_cluster.bulkjobs import dump_job, load_job
+from embedded_cluster.rocks import rocksdb_options
 from fdbcore.bulkdump_dataset import in_root
-from fdbcore.cluster.embedded.bulkjobs import dump_job, load_job
-from fdbcore.cluster.embedded.storage import rocksdb_options
 from fdbcore.container import open_container
 from fdbcore.keys import KeyRange
 from fdbcore.mutations import set_value

@@ -29,11 +29,11 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from cli.exit_codes import HELP_EPILOG, exit_code_for
+from embedded_cluster.client import EmbeddedClusterDriver
 from fdbcore import errors
 from fdbcore.atomic import versionstamp
 from fdbcore.cluster import ClusterDriver, connect
 from fdbcore.cluster.checksum import RangeDigest
-from fdbcore.cluster.embedded.client import EmbeddedClusterDriver
 from fdbcore.cluster.limits import TRANSACTION_SIZE_LIMIT
 from fdbcore.keys import USER_END, KeyRange, key_after, printable
 from fdbcore.mutations import (
@@ -104,7 +104,7 @@ def main() -> None:
 
 
 def _knob_help() -> str:
-    from fdbcore.cluster.embedded.knobs import Knobs
+    from embedded_cluster.knobs import Knobs
 
     lines = [f"  --knob_{name}={default}: {doc}" for name, default, doc in Knobs.describe()]
     return "Knobs (--knob_NAME=VALUE or --knob-name VALUE):\n\n\b\n" + "\n".join(lines)
@@ -136,9 +136,9 @@ def serve(
     BulkDump and BulkLoad reach backup containers with the server's own credentials: the
     --blob-credentials files, then FDB_BLOB_CREDENTIALS, then boto3's chain.
     """
-    from fdbcore.cluster.embedded.knobs import Knobs, parse_knob_args
-    from fdbcore.cluster.embedded.server import EmbeddedClusterServer
-    from fdbcore.cluster.embedded.server import serve as run
+    from embedded_cluster.knobs import Knobs, parse_knob_args
+    from embedded_cluster.server import EmbeddedClusterServer
+    from embedded_cluster.server import serve as run
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     knobs = Knobs.from_strings(parse_knob_args(ctx.args))
@@ -336,7 +336,7 @@ def bulkdump(
     "mb_per_s"}. The cluster writes the data with its own credentials; this command writes the job
     manifest with --blob-credentials.
     """
-    from fdbcore.cluster.embedded.bulkjobs import dump_job
+    from embedded_cluster.bulkjobs import dump_job
     from fdbcore.container import open_container
     from fdbcore.naming import new_uid
 
@@ -364,7 +364,7 @@ def bulkload(
 
     Prints {"job_id", "tasks", "files", "keys", "bytes", "seconds", "mb_per_s"}.
     """
-    from fdbcore.cluster.embedded.bulkjobs import load_job
+    from embedded_cluster.bulkjobs import load_job
     from fdbcore.container import open_container
 
     key_range = _user_range(begin_hex, end_hex)

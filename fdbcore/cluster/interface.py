@@ -2,8 +2,8 @@
 
 Backup and restore never import a concrete driver; they get a :class:`ClusterDriver` from
 :func:`fdbcore.cluster.connect` with a cluster file. Two drivers are meant to sit behind it: the
-embedded RocksDB stand-in (``fdbcore.cluster.embedded``) and, later, real FoundationDB through the
-``foundationdb`` bindings. The contract test suite in ``tests/cluster`` runs against every driver.
+embedded RocksDB stand-in (``embedded_cluster``) and, later, real FoundationDB through the
+``foundationdb`` bindings. The contract test suite in ``tests/fdbcore/cluster`` runs against every driver.
 
 Semantics follow FoundationDB:
 

@@ -178,8 +178,8 @@ def check_argv(argv: Sequence[str], where: str) -> tuple[list[str], list[str] | 
 
 def _check_embedded_cluster(args: list[str], where: str) -> list[str]:
     from cli.embedded_cluster import serve
+    from embedded_cluster.knobs import Knobs, parse_knob_args
     from fdbcore import errors
-    from fdbcore.cluster.embedded.knobs import Knobs, parse_knob_args
 
     if not args or args[0] != "serve":
         return [f"{where}: embedded-cluster runs as a service with `serve`, not {args[:1]}"]

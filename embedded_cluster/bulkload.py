@@ -1,0 +1,323 @@
+"""BulkLoad: replace a key range with the SST files of a BulkDump dataset, bypassing the commit path.
+
+One call loads one range from a group of batch manifests (the restore fleet sends one call per
+destination shard, FDB's ``MANIFEST_COUNT_MAX_PER_BULKLOAD_TASK`` manifests at most). In order:
+
+1. refuse (``bulkload_invalid_configuration``, naming the knob) unless the server runs with FDB's two
+   BulkLoad knobs; nothing has been touched yet;
+2. lock the destination range exclusively for the owner ``BulkLoad`` (``range_lock_reject`` if any lock
+   touches it), or check that the caller's ``lock_owner`` already holds it;
+3. read the batch manifests and check that they cover the range exactly;
+4. download every data file into a scratch folder on the database's file system and prove it intact:
+   its SHA-256 against the manifest's, or for datasets without one (FDB's), a verified read-through
+   with the manifest's key count and bytes and every key inside the batch's range. Anything missing or
+   wrong is ``bulkload_task_failed`` naming the file, before anything is visible;
+5. files that hold keys outside the range, or whose keys change (``remove_prefix``/``add_prefix``), are
+   rewritten into new SSTs in worker processes; all others are ingested as they are;
+6. under the commit lock: clear the destination range and ingest the files (moved, not copied), in a
+   new version; reads of the range at older versions get ``transaction_too_old``. Nothing goes through
+   the mutation log;
+7. release the lock (when this call took it) and remove the scratch folder, whatever happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from embedded_cluster import bulk
+from embedded_cluster.cancel import Cancellation, check_flag
+from embedded_cluster.faults import FaultRegistry
+from embedded_cluster.ingest import IngestFile
+from embedded_cluster.knobs import Knobs
+from embedded_cluster.secondary import WorkerPool
+from embedded_cluster.storage import Storage
+from fdbcore import errors, naming
+from fdbcore.cluster.interface import BulkLoadResult
+from fdbcore.container import BackupContainer, open_container
+from fdbcore.formats.bulkdump_manifest import CHECKSUM_SHA256, BatchManifest, JobManifestEntry, entries_covering
+from fdbcore.formats.sst import SstWriter, read_sst, sha256_file, verify_sst
+from fdbcore.keys import USER_END, KeyRange, printable, strinc
+
+log = logging.getLogger(__name__)
+
+#: The range-lock owner of loads that take their own lock (FDB's ``"BulkLoad"``).
+BULKLOAD_OWNER = "BulkLoad"
+REQUIRED_KNOBS = ("shard_encode_location_metadata", "enable_read_lock_on_range")
+#: Parallel downloads per call.
+DOWNLOADS = 8
+_REWRITE_CHUNK = 4096
+
+
+def check_configuration(knobs: Knobs) -> None:
+    """FDB's precondition (its #13345 stalls silently without it): both knobs on."""
+    for name in REQUIRED_KNOBS:
+        if not getattr(knobs, name):
+            raise errors.BulkloadInvalidConfiguration(
+                f"BulkLoad requires --knob_{name}=1. Restart cluster with this knob enabled."
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRewrite:
+    """``remove_prefix`` then ``add_prefix``, as a restore applies them to every key."""
+
+    remove: bytes = b""
+    add: bytes = b""
+
+    @property
+    def identity(self) -> bool:
+        return not self.remove and not self.add
+
+    def key(self, key: bytes) -> bytes:
+        return self.add + key[len(self.remove) :]
+
+    def range(self, r: KeyRange) -> KeyRange:
+        """Where the keys of ``r`` land. Every key of ``r`` must carry ``remove`` (``r`` lies within the
+        prefix's range), and the result must be user keys."""
+        if self.remove:
+            inside = r.begin.startswith(self.remove) and r.end <= strinc(self.remove)
+            if not inside:
+                raise errors.InvalidOptionValue(
+                    f"remove_prefix {printable(self.remove)} is not a prefix of every key in {r}"
+                )
+        begin = self.key(r.begin)
+        if r.end.startswith(self.remove):
+            end = self.key(r.end)
+        else:  # r.end == strinc(remove): the end of everything the prefix holds
+            end = strinc(self.add) if self.add else USER_END
+        dest = KeyRange(begin, end)
+        if dest.end > USER_END:
+            raise errors.KeyOutsideLegalRange(f"BulkLoad would write {dest}, beyond the user keys (\\xff)")
+        return dest
+
+
+@dataclass(frozen=True, slots=True)
+class LoadRequest:
+    job_id: str
+    range: KeyRange
+    url: str
+    manifest_paths: tuple[str, ...]
+    root: str
+    rewrite: KeyRewrite
+    lock_owner: str | None
+
+    @property
+    def what(self) -> str:
+        return f"BulkLoad of {self.range} (job {self.job_id})"
+
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    """A downloaded, verified data file: what to ingest from it (None: no key to load) and its key count."""
+
+    file: IngestFile | None
+    key_count: int
+
+
+# --- worker-process entry points ---------------------------------------------------------------------
+
+
+def verify_data_file(path: str, batch: KeyRange, key_count: int, total_bytes: int, tmp_dir: str) -> None:
+    """Read an SST through (``file_corrupt`` on any damage) and check its count, bytes and key range."""
+    stats = verify_sst(path, expected_key_count=key_count, expected_bytes=total_bytes, tmp_dir=tmp_dir)
+    for key in (stats.first_key, stats.last_key):
+        if key is not None and not batch.contains(key):
+            raise errors.FileCorrupt(f"SST file {path} holds key {printable(key)} outside its batch range {batch}")
+
+
+def rewrite_data_file(
+    src: str, dst: str, keep: KeyRange, rewrite: KeyRewrite, tmp_dir: str, cancel_flag: str
+) -> tuple[int, int] | None:
+    """Write the keys of ``src`` inside ``keep``, rewritten, into ``dst``; their count and bytes, or
+    None (and no file) when there are none."""
+    writer = SstWriter(dst)
+    try:
+        chunk: list[tuple[bytes, bytes]] = []
+        for key, value in read_sst(src, keep, tmp_dir=tmp_dir):
+            chunk.append((rewrite.key(key), value))
+            if len(chunk) == _REWRITE_CHUNK:
+                check_flag(cancel_flag, f"rewriting {src}")
+                writer.add_many(chunk)
+                chunk = []
+        writer.add_many(chunk)
+        info = writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    return None if info is None else (info.key_count, info.total_bytes)
+
+
+# --- the server side ---------------------------------------------------------------------------------
+
+
+class BulkLoadService:
+    def __init__(
+        self, storage: Storage, pool: WorkerPool, faults: FaultRegistry, credential_files: Sequence[str]
+    ) -> None:
+        self.storage = storage
+        self.pool = pool
+        self.faults = faults
+        self.credential_files = tuple(credential_files)
+        self._loading: list[KeyRange] = []
+        self._lock = threading.Lock()
+
+    def request_of(self, r: dict[str, Any]) -> LoadRequest:
+        paths = tuple(r["manifests"])
+        job_id = bulk.check_uid("job_id", r["job_id"])
+        for path in paths:
+            parsed = naming.parse_bulkdump_path(path)
+            if parsed is None or parsed.kind != naming.BulkDumpFileKind.MANIFEST or parsed.path.count("/") != 3:
+                raise errors.BulkloadFilesetInvalidFilepath(
+                    f"{path!r} is not a batch manifest path <job>/<task>/<batch>/<version>-manifest.txt"
+                )
+            if parsed.job_id != job_id:
+                raise errors.BulkloadFilesetInvalidFilepath(f"batch manifest {path} is not part of job {job_id}")
+        request = LoadRequest(
+            job_id=job_id,
+            range=bulk.user_range(r["begin"], r["end"], "BulkLoad"),
+            url=r["url"],
+            manifest_paths=paths,
+            root=bulk.dataset_root(r["root"]),
+            rewrite=KeyRewrite(r["remove_prefix"], r["add_prefix"]),
+            lock_owner=r["lock_owner"],
+        )
+        if not paths:
+            raise errors.BulkloadDatasetNotCoverRequiredRange(f"{request.what}: no batch manifests given")
+        return request
+
+    def load(self, r: dict[str, Any], cancellation: Cancellation) -> BulkLoadResult:
+        check_configuration(self.storage.knobs)
+        request = self.request_of(r)
+        dest = request.rewrite.range(request.range)
+        container = open_container(request.url, credential_files=self.credential_files)
+        with self._claim(dest, request.what):
+            owner = request.lock_owner or BULKLOAD_OWNER
+            if request.lock_owner:
+                self.storage.locks.check_held(dest, request.lock_owner)
+            else:
+                self.storage.locks.lock_exclusive(dest, BULKLOAD_OWNER)
+            try:
+                bulk.act_on_fault(self.faults, "bulk_load", dest, cancellation, request.what)
+                with bulk.scratch(self.storage.data_dir, "load-") as work:
+                    return self._load(request, dest, owner, container, work, cancellation)
+            finally:
+                if not request.lock_owner:
+                    self.storage.locks.unlock(dest, BULKLOAD_OWNER)
+
+    @contextmanager
+    def _claim(self, dest: KeyRange, what: str) -> Iterator[None]:
+        """No two loads into overlapping ranges at once, whatever lock they run under."""
+        with self._lock:
+            for other in self._loading:
+                if other.intersects(dest):
+                    raise errors.RangeLockReject(f"{what}: a BulkLoad into {other} is in progress")
+            self._loading.append(dest)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._loading.remove(dest)
+
+    def _load(
+        self,
+        request: LoadRequest,
+        dest: KeyRange,
+        owner: str,
+        container: BackupContainer,
+        work: bulk.Scratch,
+        cancellation: Cancellation,
+    ) -> BulkLoadResult:
+        with ThreadPoolExecutor(DOWNLOADS, thread_name_prefix="bulkload") as threads:
+            manifests = list(threads.map(lambda p: self._manifest(container, request.root, p), request.manifest_paths))
+            by_path = {m.manifest_relative_path: m for m in manifests}
+            entries = entries_covering([JobManifestEntry.of(m) for m in manifests], request.range)
+            needed = [by_path[e.manifest_relative_path] for e in entries]
+            cancellation.check(request.what)
+            jobs = [
+                threads.submit(self._stage, container, request, m, i, work, cancellation)
+                for i, m in enumerate(needed)
+                if m.data_file_name
+            ]
+            try:
+                staged = [job.result() for job in jobs]
+            except BaseException:
+                for job in jobs:
+                    job.cancel()
+                raise
+        files = [s.file for s in staged if s.file is not None]
+        cancellation.check(request.what)
+        version = self.storage.ingest.replace(dest, files, lock_owner=owner)
+        result = BulkLoadResult(dest, sum(s.key_count for s in staged), sum(f.bytes for f in files), len(files))
+        log.info(
+            "%s: %d keys, %d bytes from %d files into %s at version %d",
+            request.what,
+            result.keys_loaded,
+            result.bytes_loaded,
+            result.files_ingested,
+            dest,
+            version,
+        )
+        return result
+
+    @staticmethod
+    def _manifest(container: BackupContainer, root: str, path: str) -> BatchManifest:
+        full = naming.within_root(root, path)
+        try:
+            manifest = BatchManifest.parse(container.read(full), full)
+        except errors.FileNotFound:
+            raise errors.BulkloadTaskFailed(f"batch manifest {full} is missing") from None
+        if manifest.manifest_relative_path != path:
+            raise errors.BulkloadTaskFailed(f"batch manifest {full} names itself {manifest.manifest_relative_path}")
+        return manifest
+
+    def _stage(
+        self,
+        container: BackupContainer,
+        request: LoadRequest,
+        m: BatchManifest,
+        index: int,
+        work: bulk.Scratch,
+        cancellation: Cancellation,
+    ) -> _Staged:
+        """Download one data file, prove it intact, and rewrite it if its keys change or stick out."""
+        source = naming.within_root(request.root, f"{m.relative_path}/{m.data_file_name}")
+        local = str(work.path / f"{index}.sst")
+        cancellation.check(request.what)
+        try:
+            container.download_file(source, local)
+        except errors.FileNotFound:
+            raise errors.BulkloadTaskFailed(f"{request.what}: data file {source} is missing") from None
+        try:
+            self._verify(m, local, work, cancellation)
+        except errors.FileCorrupt as exc:
+            raise errors.BulkloadTaskFailed(f"{request.what}: data file {source} is corrupt: {exc.message}") from None
+        if request.rewrite.identity and request.range.contains_range(m.range):
+            return _Staged(IngestFile(local, m.range, m.total_bytes), m.key_count)
+        keep = m.range.intersection(request.range)
+        assert keep is not None  # the manifest was chosen because it overlaps the range
+        rewritten = str(work.path / f"{index}-rewritten.sst")
+        call = (local, rewritten, keep, request.rewrite, str(work.path), str(work.flag))
+        counted = cancellation.wait_for(self.pool.submit(rewrite_data_file, *call), work.flag, request.what)
+        os.unlink(local)
+        if counted is None:
+            return _Staged(None, 0)
+        keys, nbytes = counted
+        return _Staged(IngestFile(rewritten, request.rewrite.range(keep), nbytes), keys)
+
+    def _verify(self, m: BatchManifest, local: str, work: bulk.Scratch, cancellation: Cancellation) -> None:
+        if m.checksum_method == CHECKSUM_SHA256:
+            actual = sha256_file(local)
+            if actual != m.checksum_value:
+                raise errors.FileCorrupt(f"its SHA-256 is {actual}; the manifest says {m.checksum_value}")
+        elif m.checksum_method:
+            raise errors.FileCorrupt(f"unknown checksum method {m.checksum_method!r}")
+        else:
+            call = (local, m.range, m.key_count, m.total_bytes, str(work.path))
+            cancellation.wait_for(self.pool.submit(verify_data_file, *call), work.flag, "verifying " + local)

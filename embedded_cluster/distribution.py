@@ -1,0 +1,139 @@
+"""What FDB's data distributor does here: keep every shard's byte count, split shards that grow too large.
+
+The shard map itself is :mod:`.shards`. Counts move with every commit, in the commit's own batch, so
+a restart finds them consistent with the data; bulk changes (large clears, ingests) count from the
+database instead; the background splitter recounts a shard exactly before it cuts it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from rocksdict import WriteBatch
+
+from embedded_cluster.rocks import scan
+from embedded_cluster.shards import SHARD_PREFIX, ShardMap, ShardState
+from embedded_cluster.store import Store
+from fdbcore.cluster.interface import Shard
+from fdbcore.keys import KeyRange, printable
+
+log = logging.getLogger(__name__)
+
+
+class DataDistributor:
+    """The shard map with its byte counts, which commits and ingests keep, and the splitter."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        entries = list(store.meta_items(SHARD_PREFIX))
+        self._persisted = bool(entries)
+        self.map = ShardMap.decode(entries) if entries else ShardMap.initial(store.knobs.shard_count)
+
+    def recover(self, wb: WriteBatch) -> None:
+        """Put a new data directory's initial shards into the recovery commit."""
+        if not self._persisted:
+            for shard in self.map.states():
+                wb.put(*shard.encode(), self._store.meta_cf)
+
+    def public(self) -> list[Shard]:
+        with self._store.commit_lock:
+            return self.map.public()
+
+    # --- counts -------------------------------------------------------------------------------------
+
+    def moved(self, wb: WriteBatch, deltas: dict[int, int]) -> list[ShardState]:
+        """Put the shards whose byte counts a commit moves into its batch, with their new counts; the
+        caller hands them to :meth:`applied` once the batch is written. Caller holds the commit lock."""
+        shards, meta_cf = self.map, self._store.meta_cf
+        updates = [replace(shards[i], nbytes=max(0, shards[i].nbytes + d)) for i, d in deltas.items() if d]
+        for shard in updates:
+            wb.put(*shard.encode(), meta_cf)
+        return updates
+
+    def applied(self, updates: list[ShardState]) -> None:
+        """Take the counts :meth:`moved` wrote, unless the shard was split meanwhile."""
+        for updated in updates:
+            shard = self.map[self.map.index_of(updated.begin)]
+            if shard.id == updated.id:
+                shard.nbytes = updated.nbytes
+
+    def recount(self, begin: bytes, end: bytes) -> None:
+        """Recount the bytes of the shards overlapping ``[begin, end)`` after a bulk change.
+
+        Caller holds the commit lock.
+        """
+        store = self._store
+        wb = store.batch()
+        for i in self.map.overlapping(begin, end):
+            shard = self.map[i]
+            shard.nbytes = sum(len(k) + len(v) for k, v in scan(store.db, shard.begin, shard.end))
+            wb.put(*shard.encode(), store.meta_cf)
+        store.write(wb)
+
+    def bytes_by_shard(self, range: KeyRange) -> dict[int, int]:
+        """Bytes (keys plus values) stored in ``range``, per shard index. Caller holds the commit lock."""
+        out: dict[int, int] = {}
+        for i in self.map.overlapping(range.begin, range.end):
+            shard = self.map[i]
+            part = KeyRange(max(range.begin, shard.begin), min(range.end, shard.end))
+            out[i] = sum(len(k) + len(v) for k, v in scan(self._store.db, part.begin, part.end))
+        return out
+
+    def replaced(self, wb: WriteBatch, range: KeyRange, removed: dict[int, int], added: dict[int, int]) -> None:
+        """Count a wholesale replacement of ``range`` (bytes per shard index) and put the new counts
+        into ``wb``. Caller holds the commit lock."""
+        for i in self.map.overlapping(range.begin, range.end):
+            shard = self.map[i]
+            shard.nbytes = max(0, shard.nbytes - removed.get(i, 0) + added.get(i, 0))
+            wb.put(*shard.encode(), self._store.meta_cf)
+
+    # --- splits -------------------------------------------------------------------------------------
+
+    def split_oversized(self) -> int:
+        """Split every shard above the target size at a key near its byte midpoint; return the count.
+
+        Commits count an overwrite as growth, so a shard is counted exactly first and only split if it
+        really is too large; after a count that finds it small enough, it is counted again only once
+        its estimate has doubled, so rescans cost at most about what was written (a shard may reach
+        twice the target before it splits).
+        """
+        store = self._store
+        target = store.knobs.shard_target_bytes
+        with store.commit_lock:
+            candidates = [replace(s) for s in self.map.states() if s.nbytes > target and s.nbytes >= 2 * s.counted]
+        splits = 0
+        for shard in candidates:
+            total, split = self._measure(shard)
+            with store.commit_lock:
+                index = self.map.index_of(shard.begin)
+                current = self.map[index]
+                if current.id != shard.id:
+                    continue  # changed meanwhile; the next round looks again
+                wb = store.batch()
+                if total <= target or split is None:
+                    current.nbytes = current.counted = total
+                    wb.put(*current.encode(), store.meta_cf)
+                    store.write(wb)
+                    continue
+                left, right = self.map.split(index, split[0], split[1], total)
+                wb.put(*left.encode(), store.meta_cf)  # same key as the old shard's entry
+                wb.put(*right.encode(), store.meta_cf)
+                store.write(wb)
+            log.info("split shard %s at %s into %s and %s", shard.id, printable(split[0]), left.id, right.id)
+            splits += 1
+        return splits
+
+    def _measure(self, shard: ShardState) -> tuple[int, tuple[bytes, int] | None]:
+        """The shard's bytes now, and a key strictly inside it with about half of them before it (and
+        those bytes), in one streaming pass: it keeps only a key per ~1/1024 of the estimated size."""
+        grain = max(4096, shard.nbytes // 1024)
+        marks: list[tuple[bytes, int]] = []
+        total = next_mark = 0
+        for k, v in scan(self._store.db, shard.begin, shard.end):
+            if total >= next_mark and k > shard.begin:
+                marks.append((k, total))
+                next_mark = total + grain
+            total += len(k) + len(v)
+        half = total // 2
+        return total, next((m for m in marks if m[1] >= half), None)

@@ -1,0 +1,191 @@
+"""Reading the data directory from other processes, in parallel, at a consistent committed state.
+
+rocksdict iterators ignore RocksDB snapshots, so a worker process cannot scan "as of version V" on the
+primary. It opens the data directory as a RocksDB *secondary* instance instead: after
+``try_catch_up_with_primary()`` the secondary is frozen at some point of the primary's write-ahead
+log until the next catch-up, and because every commit is one write batch that also records the
+last-committed version, that point is a whole commit. Reading the version from ``meta`` and then
+scanning the data therefore gives the range exactly as of that version. This is how shards are
+scanned in parallel, and how BulkDump reads its batches.
+
+A BulkLoad changes the primary in two steps (a clearing commit, then an SST ingest outside the
+write-ahead log); a catch-up that lands between them would pair the new version with a half-done
+range, so :meth:`SecondaryView.catch_up` catches up again until no ingest is in progress.
+
+Worker processes are started with the ``spawn`` method: the server holds RocksDB handles, threads and
+gRPC state that must not be copied into a forked child.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from embedded_cluster.ingest import ingest_pending
+from embedded_cluster.rocks import META_CF, ChunkedScan, open_secondary, read_committed_version, scan
+from fdbcore import errors
+from fdbcore.cluster.checksum import RangeDigest
+
+log = logging.getLogger(__name__)
+
+SECONDARY_DIRNAME = "secondary"
+#: How long a catch-up waits for an ingest on the primary to finish (it holds the commit lock).
+INGEST_WAIT_SECONDS = 120.0
+
+R = TypeVar("R")
+
+
+class SecondaryView:
+    """A secondary instance frozen at one committed version (until :meth:`catch_up`)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        root = data_dir / SECONDARY_DIRNAME
+        root.mkdir(parents=True, exist_ok=True)
+        self._dir = Path(tempfile.mkdtemp(dir=root))
+        try:
+            self._db = open_secondary(data_dir, self._dir)
+        except Exception as exc:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise errors.IoError(f"cannot open {data_dir} as a secondary instance: {exc}") from exc
+        self.version = 0
+        self.catch_up()
+
+    def catch_up(self) -> int:
+        """Replay what the primary committed since; return the committed version now visible."""
+        deadline = time.monotonic() + INGEST_WAIT_SECONDS
+        while True:
+            try:
+                self._db.try_catch_up_with_primary()
+            except Exception as exc:
+                raise errors.IoError(f"secondary instance could not catch up with the primary: {exc}") from exc
+            meta = self._db.get_column_family(META_CF)
+            try:
+                self.version = read_committed_version(meta)
+                pending = ingest_pending(meta)
+            finally:
+                meta.close()
+            if not pending:
+                return self.version
+            if time.monotonic() > deadline:
+                raise errors.IoError(f"an ingest into {pending[0]} has not finished in {INGEST_WAIT_SECONDS:g} s")
+            time.sleep(0.01)
+
+    def scan(self, begin: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        return scan(self._db, begin, end)
+
+    def chunked_scan(self, begin: bytes, end: bytes) -> ChunkedScan:
+        """A fast scan of ``[begin, end)``; valid until the next :meth:`catch_up`."""
+        return ChunkedScan(self._db, begin, end)
+
+    def close(self) -> None:
+        self._db.close()
+        del self._db
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+@contextmanager
+def secondary_view(data_dir: Path) -> Iterator[SecondaryView]:
+    view = SecondaryView(data_dir)
+    try:
+        yield view
+    finally:
+        view.close()
+
+
+_process_views: dict[Path, SecondaryView] = {}
+
+
+def process_view(data_dir: Path) -> SecondaryView:
+    """This process's own secondary instance of ``data_dir``, caught up; for worker processes.
+
+    Opening a secondary replays the primary's write-ahead log (a fifth of a second for 100 MB, which
+    would dominate a shard's dump), while catching up again replays only what is new. So a worker
+    keeps one open for its lifetime; it runs one task at a time, so the view is never shared.
+    """
+    view = _process_views.get(data_dir)
+    if view is not None:
+        try:
+            view.catch_up()
+            return view
+        except errors.IoError:
+            del _process_views[data_dir]
+            view.close()
+    view = _process_views[data_dir] = SecondaryView(data_dir)
+    atexit.register(view.close)
+    return view
+
+
+def _open_view(data_dir: str) -> None:
+    process_view(Path(data_dir))
+    time.sleep(0.2)  # hold this worker so the pool hands the next warm-up to another process
+
+
+def clear_secondaries(data_dir: Path) -> None:
+    """Remove the folders of secondary instances that processes of an earlier server left behind."""
+    shutil.rmtree(data_dir / SECONDARY_DIRNAME, ignore_errors=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardDigest:
+    begin: bytes
+    end: bytes
+    #: The committed version the digest describes.
+    version: int
+    keys: int
+    bytes: int
+    sha256: str
+
+
+def digest_range(data_dir: str, begin: bytes, end: bytes) -> ShardDigest:
+    """Worker-process entry point: the digest of ``[begin, end)`` at the latest committed version."""
+    view = process_view(Path(data_dir))
+    digest = RangeDigest()
+    digest.update(view.scan(begin, end))
+    return ShardDigest(begin, end, view.version, digest.keys, digest.bytes, digest.hexdigest())
+
+
+class WorkerPool:
+    """Worker processes for CPU- and IO-heavy scans, started lazily with ``spawn``."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., R], *args: object) -> Future[R]:
+        with self._lock:
+            if self._executor is None:
+                context = multiprocessing.get_context("spawn")
+                self._executor = ProcessPoolExecutor(self.processes, mp_context=context)
+            return self._executor.submit(fn, *args)
+
+    def warm(self, data_dir: Path) -> None:
+        """Start every worker process and open its secondary instance now, so the first BulkDump
+        after a server start does not pay for process start-up and the write-ahead-log replay."""
+        futures = [self.submit(_open_view, str(data_dir)) for _ in range(self.processes)]
+        for f in futures:
+            try:
+                f.result()
+            except Exception:  # a warm-up is an optimization: the task that needs a view opens it again
+                log.warning("warming a BulkDump worker failed", exc_info=True)
+
+    def map(self, fn: Callable[..., R], calls: Sequence[tuple[object, ...]]) -> list[R]:
+        futures = [self.submit(fn, *args) for args in calls]
+        return [f.result() for f in futures]
+
+    def close(self) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)

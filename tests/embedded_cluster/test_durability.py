@@ -1,0 +1,33 @@
+"""What survives kill -9 of the server: committed data, log captures and their retained mutations,
+the shard map, range locks."""
+
+from __future__ import annotations
+
+from fdbcore.keys import KeyRange
+from fdbcore.mutations import clear_range, set_value
+from tests.embedded_cluster.util import wait_for_splits
+from tests.fdbcore.cluster.util import digest_at, drain
+from tests.fixtures.cluster import EmbeddedCluster
+
+
+def test_committed_state_survives_kill9(embedded_cluster_factory) -> None:
+    cluster: EmbeddedCluster = embedded_cluster_factory(shard_target_bytes=50_000, commit_fsync=1)
+    db = cluster.driver
+    v0 = db.start_log_capture("bk", [KeyRange(b"d/", b"d0")])
+    for i in range(30):
+        db.commit([set_value(b"d/%02d/%03d" % (i, j), b"x" * 100) for j in range(50)])
+    last = db.commit([clear_range(b"d/05", b"d/07"), set_value(b"d/zz", b"last")])
+    db.lock_range(KeyRange(b"locked/", b"locked0"), "owner-1")
+    before = digest_at(db, b"", b"\xff", db.get_read_version())
+    logged_before, _ = drain(db, "bk", v0)
+    shards_before = wait_for_splits(db, 50_000)
+    assert len(shards_before) > 5  # 4 initial user shards + the system shard, then splits
+
+    cluster.kill9()
+    cluster.start()
+
+    assert digest_at(db, b"", b"\xff", db.get_read_version()) == before
+    assert drain(db, "bk", v0)[0] == logged_before
+    assert logged_before[-1].version == last
+    assert db.shard_map() == shards_before
+    assert [(lk.range, lk.owner) for lk in db.status().locks] == [(KeyRange(b"locked/", b"locked0"), "owner-1")]

@@ -1,0 +1,53 @@
+"""The shard map: ids, covering the key space, byte counts, splitting as data grows."""
+
+from __future__ import annotations
+
+import re
+from itertools import pairwise
+
+from fdbcore.keys import ALL_END, KeyRange
+from fdbcore.mutations import clear_range, set_value
+from tests.embedded_cluster.util import wait_for_splits
+from tests.fixtures.cluster import EmbeddedCluster
+
+
+def assert_covers_key_space(shards) -> None:
+    assert shards[0].range.begin == b"" and shards[-1].range.end == ALL_END
+    for a, b in pairwise(shards):
+        assert a.range.end == b.range.begin
+    assert all(re.fullmatch(r"[0-9a-f]{32}", s.id) for s in shards)
+    assert len({s.id for s in shards}) == len(shards)
+    assert shards[-1].range == KeyRange(b"\xff", ALL_END)  # system keys are their own shard
+
+
+def test_shards_split_as_data_grows(embedded_cluster_factory) -> None:
+    cluster: EmbeddedCluster = embedded_cluster_factory(shard_count=2, shard_target_bytes=40_000)
+    db = cluster.driver
+    initial = db.shard_map()
+    assert len(initial) == 3
+    assert_covers_key_space(initial)
+
+    for i in range(10):
+        db.commit([set_value(b"s/%05d" % (i * 100 + j), b"v" * 200) for j in range(100)])
+    shards = wait_for_splits(db, 40_000)
+    assert_covers_key_space(shards)
+    inside = [s for s in shards if b"s/" <= s.range.begin < b"s0"]
+    assert len(inside) >= 4  # about 210 KB of data in shards of at most 40 KB
+    assert not {s.id for s in shards} & {s.id for s in initial if s.range.contains(b"s/")}
+    sizes = db.status().extra["shard_bytes"]
+    data_bytes = 1000 * (len(b"s/00000") + 200)
+    assert sum(sizes.values()) == data_bytes
+
+    # Clearing gives the bytes back to the shards' counts.
+    db.commit([clear_range(b"s/", b"s0")])
+    assert sum(db.status().extra["shard_bytes"].values()) == 0
+
+
+def test_overwrites_are_recounted_before_splitting(embedded_cluster_factory) -> None:
+    cluster: EmbeddedCluster = embedded_cluster_factory(shard_count=1, shard_target_bytes=30_000)
+    db = cluster.driver
+    for _ in range(10):  # 10 x 10 KB of overwrites of the same 10 KB
+        db.commit([set_value(b"w/%03d" % j, b"v" * 100) for j in range(100)])
+    shards = wait_for_splits(db, 30_000)
+    assert len(shards) == 2  # recounted to its true 10 KB, not split
+    assert db.status().extra["shard_bytes"][shards[0].id] == 100 * (len(b"w/000") + 100)
