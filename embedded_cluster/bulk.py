@@ -96,6 +96,13 @@ def manifest_root(url: str, root: str) -> str:
     return text
 
 
+_FAILURES = {
+    "bulk_dump": errors.BulkdumpTaskFailed,
+    "bulk_load": errors.BulkloadTaskFailed,
+    "lock_range": errors.RangeLockFailed,
+}
+
+
 def act_on_fault(faults: FaultRegistry, operation: str, range: KeyRange, cancellation: Cancellation, what: str) -> None:
     """Apply an injected fault armed for ``operation`` on a range intersecting ``range``, if any:
     ``fail`` raises the operation's task failure, ``stall`` sleeps (until cancelled if 0 seconds)."""
@@ -104,6 +111,5 @@ def act_on_fault(faults: FaultRegistry, operation: str, range: KeyRange, cancell
         return
     log.warning("%s: injected fault %s", what, fault.public())
     if fault.action == "fail":
-        failure = errors.BulkdumpTaskFailed if operation == "bulk_dump" else errors.BulkloadTaskFailed
-        raise failure(f"{what}: injected failure")
+        raise _FAILURES[operation](f"{what}: injected failure")
     cancellation.sleep(fault.stall_seconds, what)

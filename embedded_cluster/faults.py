@@ -1,4 +1,5 @@
-"""Fault hooks for tests: make BulkDump or BulkLoad of a chosen range fail or stall a number of times.
+"""Fault hooks for tests: make BulkDump, BulkLoad or a range lock of a chosen range fail or stall a
+number of times.
 
 Off unless the server runs with ``--knob_enable_fault_injection=1``. A fault matches any task whose
 range intersects the fault's range (a BulkLoad's destination range); each match uses up one of its
@@ -9,6 +10,9 @@ working on a range and act on the answer (:func:`~embedded_cluster.bulk.act_on_f
   before it touches data (a BulkLoad already holds its range lock, and releases it);
 - ``stall``: the call sleeps ``stall_seconds`` (0: until its caller's deadline passes or the caller
   goes away), then does its work; a BulkLoad stalls holding its range lock.
+
+``lock_range`` faults hold or refuse a client's range lock (``range_lock_failed``, 1241) the same way,
+so a test can catch a restore at the moment it takes its destination.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import dataclass, replace
 from fdbcore import errors
 from fdbcore.keys import KeyRange
 
-OPERATIONS = ("bulk_dump", "bulk_load")
+OPERATIONS = ("bulk_dump", "bulk_load", "lock_range")
 ACTIONS = ("fail", "stall")
 
 

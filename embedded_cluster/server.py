@@ -24,7 +24,7 @@ from typing import Any
 
 import grpc
 
-from embedded_cluster import DESCRIPTION, wire
+from embedded_cluster import DESCRIPTION, bulk, wire
 from embedded_cluster.bulk import clear_scratch
 from embedded_cluster.bulkdump import BulkDumpService
 from embedded_cluster.bulkload import BulkLoadService
@@ -86,7 +86,7 @@ class ClusterService:
             "ReadLog": self.read_log,
             "PopLog": lambda r: s.captures.pop(r["id"], r["version"]),
             "StopLogCapture": lambda r: s.captures.stop(r["id"]),
-            "LockRange": lambda r: s.locks.lock(KeyRange(r["begin"], r["end"]), r["owner"]),
+            "LockRange": self.lock_range,
             "UnlockRange": lambda r: s.locks.unlock(KeyRange(r["begin"], r["end"]), r["owner"]),
             "VersionAtTime": lambda r: s.store.timekeeper.version_at_time(r["time"]),
             "TimeAtVersion": lambda r: s.store.timekeeper.time_at_version(r["version"]),
@@ -119,6 +119,11 @@ class ClusterService:
     def read_log(self, r: Request) -> dict[str, object]:
         result = self.storage.captures.read(r["id"], r["begin_version"], r["limit_bytes"])
         return {"entries": [[v, blob] for v, blob in result.entries], "end": result.end_version}
+
+    def lock_range(self, r: Request) -> object:
+        range = KeyRange(r["begin"], r["end"])
+        bulk.act_on_fault(self.faults, "lock_range", range, Cancellation(), f"lock of {range} by {r['owner']}")
+        return self.storage.locks.lock(range, r["owner"])
 
     def inject_fault(self, r: Request) -> None:
         fault = Fault(r["operation"], KeyRange(r["begin"], r["end"]), r["action"], r["times"], r["stall_seconds"])

@@ -9,7 +9,7 @@ source scripts/bootstrap.sh
 echo "== ruff"
 ruff check .
 ruff format --check .
-echo "== mypy (strict on fdbcore and embedded_cluster)"
+echo "== mypy (strict on every package)"
 mypy fdbcore embedded_cluster workers tasks config cli deploy/local/fleet.py scripts/demo.py benchmarks
 echo "== pytest"
 python -m pytest "$@"

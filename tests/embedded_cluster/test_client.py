@@ -65,3 +65,16 @@ def test_fault_injection_rpcs(embedded_cluster_factory) -> None:
         on.driver.inject_fault("bulk_load", KeyRange(b"a", b"b"), "explode")
     on.driver.clear_faults()
     assert on.driver.status().extra["faults"] == []
+
+
+def test_range_lock_faults_hold_or_refuse_the_lock(embedded_cluster_factory) -> None:
+    db: EmbeddedCluster = embedded_cluster_factory(name="locks", enable_fault_injection=1)
+    r = KeyRange(b"a", b"b")
+    db.driver.inject_fault("lock_range", r, "fail", times=1)
+    with pytest.raises(errors.RangeLockFailed, match="injected"):
+        db.driver.lock_range(r, "restore:x")
+    db.driver.inject_fault("lock_range", r, "stall", times=1, stall_seconds=1.0)
+    started = time.monotonic()
+    db.driver.lock_range(r, "restore:x")  # held, then taken
+    assert time.monotonic() - started >= 1.0
+    assert [lock.owner for lock in db.driver.status().locks] == ["restore:x"]

@@ -78,6 +78,11 @@ def phases_and_kinds(phases: Mapping[str, tuple[object, object, str]]) -> list[o
     ]
 
 
+def lock_requested(dest: EmbeddedCluster) -> bool:
+    """The stalled lock_range fault was taken: restore.start is inside its lock request."""
+    return not dest.driver.status().extra["faults"]
+
+
 def bulkload_started(fleet: Fleet) -> bool:
     job = restore_job(fleet)
     return job is not None and bool(state_store(fleet, "restore").results(job.uid, "bulkload_started"))
@@ -154,12 +159,12 @@ def s3_backup(
     s3.delete_bucket(Bucket=bucket)
 
 
-#: Restore phases: the mode, the request that marks the phase (or "bulkload": the destination
-#: stalls its BulkLoad), and the default kind of kill.
-RESTORE_PHASES = {
-    "plan": ("rangefile", (r"/snapshots/", "GET"), "worker"),
+#: Restore phases: the mode, the request that marks the phase (or a cluster operation the destination
+#: stalls: "lock_range" when restore.start takes its ranges, "bulk_load"), and the default kind of kill.
+RESTORE_PHASES: dict[str, tuple[str, tuple[str, str] | str, str]] = {
+    "start": ("rangefile", "lock_range", "worker"),
     "verify": ("bulkload", (r"/bulkdump_data/.*data\.sst", "GET"), "worker"),
-    "bulkload": ("bulkload", None, "pool"),
+    "bulkload": ("bulkload", "bulk_load", "pool"),
     "rangefile": ("rangefile", (r"/data/[^/]+/kvranges/", "GET"), "pool"),
     "replay": ("rangefile", (r"/data/[^/]+/plogs/", "GET"), "worker"),
 }
@@ -177,16 +182,18 @@ def test_kill_in_restore_phase_resumes_and_restores_exactly(
     url = s3_rig.url(s3_backup.name, bucket=s3_backup.bucket)
     submitted = fleet.run(["fdbrestore", "start", "-r", url, "-C", str(dest.cluster_file), "--mode", mode])
     assert submitted.returncode == 0, submitted.stderr  # no worker yet: nothing has started
-    if trigger is None:
-        dest.driver.inject_fault("bulk_load", USER_KEYS, "stall", times=1, stall_seconds=3)
+    if isinstance(trigger, str):
+        dest.driver.inject_fault(trigger, USER_KEYS, "stall", times=1, stall_seconds=3)
     else:  # past the verify's reads of the same files
         reads = verify_reads(url, s3_rig.creds, mode == "bulkload")
         skip = {"rangefile": reads["kvranges"], "replay": reads["plogs"]}.get(phase, 0)
         skip_past = proxy.seen(trigger[0], trigger[1]) + skip
         proxy.slow(1, 3.0, methods=trigger[1], path=trigger[0], skip=skip)
     first = fleet.start_worker("w1", concurrency=2)
-    if trigger is None:
+    if trigger == "bulk_load":
         wait_until("a BulkLoad to start", lambda: bulkload_started(fleet))
+    elif trigger == "lock_range":
+        wait_until("the restore to take its destination", lambda: lock_requested(dest))
     else:
         proxy.wait_for(trigger[0], trigger[1], count=skip_past + 1, timeout=60)
         if skip:
