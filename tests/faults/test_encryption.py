@@ -379,5 +379,6 @@ def test_an_agent_with_another_key_refuses_the_backup(world: World, tmp_path: Pa
     assert done.returncode == 1 and "has errored" in done.stdout, done.stdout + done.stderr
     status = json.loads(run(world.fleet, ["fdbbackup", "status", "-t", "mismatch", "--json"]).stdout)
     assert "invalid_encryption_key_file" in json.dumps(status) and "different key" in json.dumps(status)
+    assert (status["FileLevelEncryption"], status["EncryptionKeyFile"]) == (True, str(key))
     [folder] = base.iterdir()
     assert not [p for p in folder.rglob("*") if p.is_file()], "the refusing agent wrote files"
