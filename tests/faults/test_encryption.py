@@ -362,6 +362,25 @@ def test_undamaged_backup_restores_exactly_in_both_modes(world: World) -> None:
         restore_exactly(world.fleet, world.url, world.source, dest, "--mode", mode, "-t", mode, *world.key_args())
 
 
+def test_key_ranges_prefixes_and_versions_restore_exactly(world: World) -> None:
+    """-k, --remove-prefix/--add-prefix and -v on the encrypted backup, both modes, at a version inside the
+    logs: exactly the source's keys of the range at that version, moved to the new prefix."""
+    desc = Catalog(open_backup(world.url, key_file=str(world.key))).describe()
+    lo, hi = desc.restorable_range(SnapshotKind.BULKDUMP)  # type: ignore[misc]
+    version = (lo + hi) // 2
+    part = KeyRange(b"load/0000000500", b"load/0000001000")
+    want = [(b"moved/" + k[len(b"load/") :], v) for k, v in read_all(world.source.driver, part, version)]
+    assert len(want) > 400
+    for mode in ("bulkload", "rangefile"):
+        dest = world.clusters(f"prefixed-{mode}", **BULKLOAD_KNOBS)
+        args = ["--mode", mode, "-t", f"prefixed-{mode}", "-v", str(version), "-k", "load/0000000500 load/0000001000"]
+        args += ["--remove-prefix", "load/", "--add-prefix", "moved/", *world.key_args()]
+        code, out, err = restore(world.fleet, world.url, dest, *args)
+        assert code == 0 and f"Restored to version {version}" in out, out + err
+        got = read_all(dest.driver, KeyRange(b"", b"\xff"), dest.driver.get_read_version())
+        assert got == want, mode
+
+
 def test_an_agent_with_another_key_refuses_the_backup(world: World, tmp_path: Path) -> None:
     """The job holds the key file's path and the key's check value; an agent whose file at that path holds
     another key fails the backup with invalid_encryption_key_file instead of writing unreadable files."""
