@@ -66,11 +66,11 @@ class DumpTask:
     root: str
     batch_bytes: int
     credential_files: tuple[str, ...]
-    #: File-level encryption: the SST is encrypted as it moves from the scratch folder into the container.
-    encryption: EncryptionSettings | None = None
     #: Set by the server per call: the scratch folder and its cancellation flag.
     scratch: str = ""
     cancel_flag: str = ""
+    #: File-level encryption: the SST is encrypted as it moves from the scratch folder into the container.
+    encryption: EncryptionSettings | None = None
 
     @property
     def what(self) -> str:
