@@ -218,6 +218,23 @@ class FileCipher:
         except InvalidTag:
             raise _corrupt(name, f"block {index} does not authenticate") from None
 
+    def open_into(self, prefix: bytes, first: int, raw: bytes | memoryview, out: memoryview, name: str) -> int:
+        """Decrypt consecutive raw blocks starting at block ``first`` into ``out`` (no allocation per
+        block); returns the plaintext length."""
+        step = self.raw_block_size
+        view, done = memoryview(raw), 0
+        for n, at in enumerate(range(0, len(view), step)):
+            block = view[at : at + step]
+            if len(block) <= TAG_SIZE:
+                raise _corrupt(name, f"block {first + n} is cut short: {len(block)} bytes")
+            size = len(block) - TAG_SIZE
+            try:
+                self._aead.decrypt_into(block_iv(prefix, first + n), block, None, out[done : done + size])
+            except InvalidTag:
+                raise _corrupt(name, f"block {first + n} does not authenticate") from None
+            done += size
+        return done
+
     def open_blocks(self, prefix: bytes, first: int, raw: bytes | memoryview, name: str) -> Iterator[bytes]:
         """Decrypt consecutive raw blocks starting at block ``first`` (the last may be short)."""
         view = memoryview(raw)

@@ -125,17 +125,19 @@ class EncryptedContainer(BackupContainer):
         start = offset - first * bs
         return plain[start:] if length is None else plain[start : start + length]
 
-    def _plain_chunks(self, path: str, read: RawRead) -> Iterator[bytes]:
-        """The file's plaintext in whole-block pieces, from a raw reader of the whole file."""
+    def _plain_chunks(self, path: str, read: RawRead) -> Iterator[memoryview]:
+        """The file's plaintext in whole-block pieces, from a raw reader of the whole file. Each piece is
+        a view of one reused buffer, valid until the next is asked for."""
         nonce = read(0, NONCE_SIZE) if sealing(path) == Sealing.NONCED else None
         prefix = self._iv(path, nonce)
         blocks = max(1, _CHUNK // self.cipher.block_size)
         step = blocks * self.cipher.raw_block_size
+        out = memoryview(bytearray(blocks * self.cipher.block_size))
         at, first = 0 if nonce is None else NONCE_SIZE, 0
         while True:
             raw = read(at, step)
             if raw:
-                yield b"".join(self.cipher.open_blocks(prefix, first, raw, path))
+                yield out[: self.cipher.open_into(prefix, first, raw, out, path)]
             if len(raw) < step:
                 return
             at, first = at + step, first + blocks
