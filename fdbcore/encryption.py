@@ -205,9 +205,9 @@ class FileCipher:
     def raw_block_size(self) -> int:
         return raw_block_size(self.block_size)
 
-    def seal(self, prefix: bytes, index: int, block: bytes | bytearray | memoryview) -> bytes:
-        """Block ``index`` of a file, encrypted: ciphertext + tag."""
-        return self._aead.encrypt(block_iv(prefix, index), block, None)
+    def seal_into(self, prefix: bytes, index: int, block: bytes | bytearray | memoryview, out: memoryview) -> None:
+        """Block ``index`` of a file, encrypted into ``out`` (its length + 16 bytes): ciphertext + tag."""
+        self._aead.encrypt_into(block_iv(prefix, index), block, None, out)
 
     def open(self, prefix: bytes, index: int, raw: bytes | memoryview, name: str) -> bytes:
         """Authenticate and decrypt block ``index``; ``restore_corrupted_data`` with FDB's key hint if it fails."""
@@ -244,18 +244,20 @@ class FileCipher:
 
 
 class Sink(Protocol):
-    def write(self, data: bytes, /) -> object: ...
+    def write(self, data: bytes | memoryview, /) -> object: ...
 
 
 class BlockSealer:
     """Encrypts a stream into a sink, a whole block at a time: input arrives in pieces of any size and
-    whole blocks of a large piece are encrypted straight from it (no copy through the buffer)."""
+    whole blocks of a large piece are encrypted straight from it (no copy through the buffer), into one
+    reused output buffer (so the sink must not keep what it is given: files and container writers copy)."""
 
     def __init__(self, cipher: FileCipher, prefix: bytes, sink: Sink) -> None:
         self._cipher = cipher
         self._prefix = prefix
         self._sink = sink
         self._buf = bytearray()
+        self._out = memoryview(bytearray(cipher.raw_block_size))
         self._block = 0
         self.logical_bytes = 0
 
@@ -277,7 +279,9 @@ class BlockSealer:
         self._buf += view[whole:]
 
     def _emit(self, block: bytes | bytearray | memoryview) -> None:
-        self._sink.write(self._cipher.seal(self._prefix, self._block, block))
+        out = self._out[: len(block) + TAG_SIZE]
+        self._cipher.seal_into(self._prefix, self._block, block, out)
+        self._sink.write(out)
         self._block += 1
 
     def finish(self) -> None:

@@ -234,7 +234,7 @@ class _SealedWriter(ContainerWriter):
         self._sealer = sealer
         self._open = True
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if not self._open:
             raise errors.IoError("write to an encrypted file after it was finished or aborted")
         try:
