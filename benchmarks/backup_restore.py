@@ -10,7 +10,9 @@ real Redis and a real worker fleet:
   time of each method comes from the backup's own record (dispatch to manifest written);
 - restores the ``both`` backup with ``--mode rangefile`` and ``--mode bulkload`` into fresh clusters,
   timing verification, the snapshot phase and the log-replay phase apart, and checks each destination
-  against the source (whose state no longer changes once the backups end);
+  against the source as it was when that backup ended;
+- does all of it again with file-level encryption (``--encryption-key-file``, 1 MiB blocks), each
+  encrypted backup right after its plain twin, and prints the encrypted / plain time ratios;
 - measures the limits on the same bytes: a bare ``SstFileWriter`` pass over the pairs (dump limit) and a
   copy of the SST bytes plus an ingest by move into a fresh RocksDB (load limit);
 - records the peak RSS of each process role (worker pool process, cluster server, each CLI command).
@@ -154,18 +156,29 @@ def bare_limits(run_dir: Path, keys: int, value_size: int, out: Scale) -> None:
     sst.unlink()
 
 
-def backup(run: Runner, source: EmbeddedCluster, mode: str, work: Path, keys: int, out: Scale) -> str:
-    """A backup in ``mode`` while a workload writes; returns the backup URL.
+def _label(mode: str, key_file: Path | None) -> str:
+    return f"{mode} encrypted" if key_file else mode
+
+
+def _key_option(key_file: Path | None) -> list[str]:
+    return ["--encryption-key-file", str(key_file)] if key_file else []
+
+
+def backup(
+    run: Runner, source: EmbeddedCluster, mode: str, work: Path, keys: int, out: Scale, key_file: Path | None = None
+) -> str:
+    """A backup in ``mode`` (encrypted with ``key_file``) while a workload writes; returns the backup URL.
 
     During the snapshot a mix of 5,000 mutations per second keeps writing (sets, clears, clear ranges,
     atomic adds). For ``both``, whose backup the restores use, every key is then rewritten once the
     backup is restorable, so the restores' log-replay phase applies as many bytes as the snapshot holds.
     """
-    cf, tag = str(source.cluster_file), f"bench-{mode}"
-    base = work / f"backup-{mode}"
+    label = _label(mode, key_file)
+    cf, tag = str(source.cluster_file), f"bench-{label.replace(' ', '-')}"
+    base = work / f"backup-{tag}"
     mix = ["load", "-C", cf, "--keys", str(keys), "--no-fill", "--rate", "5000", "--duration", "3", "--seed", "5"]
     workload = subprocess.Popen([str(BIN / "embedded-cluster"), *mix], env=run.env, stdout=subprocess.DEVNULL)
-    run("fdbbackup", "start", "-C", cf, "-d", f"file://{base}", "--mode", mode, "-t", tag, "-z")
+    run("fdbbackup", "start", "-C", cf, "-d", f"file://{base}", "--mode", mode, "-t", tag, "-z", *_key_option(key_file))
     if workload.wait(3600) != 0:
         raise SystemExit("the workload failed")
     if mode == "both":
@@ -174,27 +187,40 @@ def backup(run: Runner, source: EmbeddedCluster, mode: str, work: Path, keys: in
     run("fdbbackup", "discontinue", "-C", cf, "-t", tag, "-w")
     doc = json.loads(run("fdbbackup", "status", "-C", cf, "-t", tag, "--json"))
     t = doc["Times"]
-    if mode in ("rangefile", "both"):
-        out.seconds[f"backup {mode}: range files"] = t["rf_finished_at"] - t["snapshot_started_at"]
+    if mode in ("rangefile", "both") and not key_file:
         out.bytes["range files"] = doc["RangeFileSnapshot"]["TotalBytes"]
-    if mode in ("bulkdump", "both"):
-        out.seconds[f"backup {mode}: BulkDump"] = t["bd_finished_at"] - t["bd_started_at"]
+    if mode in ("bulkdump", "both") and not key_file:
         out.bytes["BulkDump SSTs"] = doc["BulkDumpSnapshot"]["TotalBytes"]
-    out.seconds[f"backup {mode}: until complete"] = t["completed_at"] - t["created_at"]
+    if mode in ("rangefile", "both"):
+        out.seconds[f"backup {label}: range files"] = t["rf_finished_at"] - t["snapshot_started_at"]
+    if mode in ("bulkdump", "both"):
+        out.seconds[f"backup {label}: BulkDump"] = t["bd_finished_at"] - t["bd_started_at"]
+    out.seconds[f"backup {label}: until complete"] = t["completed_at"] - t["created_at"]
     return str(doc["URL"])
 
 
-def restore(run: Runner, url: str, dest: EmbeddedCluster, mode: str, want: dict[str, Any], out: Scale) -> None:
-    run("fdbrestore", "start", "-r", url, "-C", str(dest.cluster_file), "--mode", mode, "-t", f"bench-{mode}", "-w")
-    [doc] = json.loads(run("fdbrestore", "status", "-t", f"bench-{mode}", "--json"))
+def restore(
+    run: Runner,
+    url: str,
+    dest: EmbeddedCluster,
+    mode: str,
+    want: dict[str, Any],
+    out: Scale,
+    key_file: Path | None = None,
+) -> None:
+    label = _label(mode, key_file)
+    tag = f"bench-{label.replace(' ', '-')}"
+    where = ["-r", url, "-C", str(dest.cluster_file)]
+    run("fdbrestore", "start", *where, "--mode", mode, "-t", tag, "-w", *_key_option(key_file))
+    [doc] = json.loads(run("fdbrestore", "status", "-t", tag, "--json"))
     t = doc["Times"]
-    out.seconds[f"restore {mode}: verify"] = t["verified_at"] - t["started_at"]
-    out.seconds[f"restore {mode}: snapshot"] = t["snapshot_done_at"] - t["verified_at"]
-    out.seconds[f"restore {mode}: log replay"] = t["completed_at"] - t["snapshot_done_at"]
-    out.bytes[f"replayed by {mode}"] = doc["ReplayedMutationBytes"]
+    out.seconds[f"restore {label}: verify"] = t["verified_at"] - t["started_at"]
+    out.seconds[f"restore {label}: snapshot"] = t["snapshot_done_at"] - t["verified_at"]
+    out.seconds[f"restore {label}: log replay"] = t["completed_at"] - t["snapshot_done_at"]
+    out.bytes[f"replayed by {label}"] = doc["ReplayedMutationBytes"]
     out.bytes["log files"] = doc["LogFileBytes"]
     got = checksum(run, dest)
-    out.verdicts[mode] = (want["keys"], want["sha256"]) == (got["keys"], got["sha256"])
+    out.verdicts[label] = (want["keys"], want["sha256"]) == (got["keys"], got["sha256"])
 
 
 def run_scale(scale: int, base_keys: int, value_size: int, root: Path) -> Scale:
@@ -225,17 +251,24 @@ def run_scale(scale: int, base_keys: int, value_size: int, root: Path) -> Scale:
         time.sleep(5)  # shards split as the data arrives; let them settle
         out.logical_bytes = checksum(run, source)["bytes"]
         worker = fleet.start_worker("bench", concurrency=2)
-        urls = {mode: backup(run, source, mode, work, out.keys, out) for mode in ("rangefile", "bulkdump", "both")}
-        # Nothing writes to the source after the last discontinue: its state now is its state at
-        # every version the restores can reach (and the 5 s MVCC window keeps no older one).
-        want = checksum(run, source)
+        key = work / "backup.key"
+        key.write_bytes(os.urandom(32))
+        both: dict[Path | None, tuple[str, dict[str, Any]]] = {}
+        for mode in ("rangefile", "bulkdump", "both"):
+            for key_file in (None, key):  # each encrypted backup right after its plain twin
+                url = backup(run, source, mode, work, out.keys, out, key_file)
+                if mode == "both":
+                    # Nothing writes to the source once a backup is discontinued: its state now is its
+                    # state at the newest version that backup restores to.
+                    both[key_file] = (url, checksum(run, source))
         for mode, knobs in (("rangefile", {}), ("bulkload", BULKLOAD_KNOBS)):
-            dest = EmbeddedCluster(work / f"dest-{mode}", knobs)
-            clusters.append(dest)
-            dest.root.mkdir()
-            dest.start()
-            restore(run, urls["both"], dest, mode, want, out)
-            dest.close()  # its background compactions would otherwise slow the next restore
+            for key_file, (url, want) in both.items():
+                dest = EmbeddedCluster(work / f"dest-{mode}-{'enc' if key_file else 'plain'}", knobs)
+                clusters.append(dest)
+                dest.root.mkdir()
+                dest.start()
+                restore(run, url, dest, mode, want, out, key_file)
+                dest.close()  # its background compactions would otherwise slow the next restore
         assert worker.proc.pid
         out.rss_mb["worker (largest pool process)"] = peak_rss_mb(worker.proc.pid)
         out.rss_mb["cluster server (source)"] = peak_rss_mb(source.process.pid if source.process else 0)
@@ -261,6 +294,25 @@ def ratios(s: Scale) -> dict[str, float]:
         ours = sec.get(a1, 0) + sec.get(a2, 0)
         return (sec.get(b1, 0) + sec.get(b2, 0)) / ours if ours else 0.0
 
+    def restore_total(label: str) -> float:
+        return sum(sec.get(f"restore {label}: {phase}", 0.0) for phase in ("verify", "snapshot", "log replay"))
+
+    encrypted = {
+        f"encrypted / plain time, backup {mode}: {part}": div(
+            f"backup {mode}: {part}", f"backup {mode} encrypted: {part}"
+        )
+        for mode, part in (
+            ("rangefile", "range files"),
+            ("bulkdump", "BulkDump"),
+            ("both", "range files"),
+            ("both", "BulkDump"),
+        )
+    }
+    for method in ("rangefile", "bulkload"):
+        plain = restore_total(method)
+        encrypted[f"encrypted / plain time, restore {method} (all phases)"] = (
+            restore_total(f"{method} encrypted") / plain if plain else 0.0
+        )
     return {
         "BulkDump speed-up over range files (mode rangefile vs bulkdump)": div(
             "backup bulkdump: BulkDump", "backup rangefile: range files"
@@ -281,6 +333,7 @@ def ratios(s: Scale) -> dict[str, float]:
             if s.bytes.get("range files")
             else 0.0
         ),
+        **encrypted,
     }
 
 
@@ -295,7 +348,7 @@ def table(results: Sequence[Scale]) -> str:
         cells = []
         for r in results:
             replay = n.endswith("log replay")
-            nbytes = r.bytes.get(f"replayed by {n.split()[1].rstrip(':')}") if replay else None
+            nbytes = r.bytes.get(f"replayed by {n[len('restore ') : n.index(':')]}") if replay else None
             cells.append(f"{r.seconds.get(n, 0):15.2f}{r.mbps(n, nbytes):15.1f}")
         grew = f"{last.seconds.get(n, 0) / first.seconds[n]:14.2f}" if growth and first.seconds.get(n) else ""
         lines.append(f"{n:58}" + "".join(cells) + grew)

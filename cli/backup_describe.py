@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from cli.fdbtext import format_time
 from fdbcore.catalog import MUTATION_LOG_PARTITIONED, Description
+from fdbcore.formats.properties import EncryptionMetadata
 from fdbcore.modes import SnapshotKind
 
 VersionTime = Callable[[int], float | None] | None
@@ -28,13 +29,32 @@ def _version(desc: Description, v: int, version_time: VersionTime) -> str:
     return str(v)
 
 
+def _encryption_lines(meta: EncryptionMetadata) -> list[str]:
+    return [
+        f"File-level encryption: {'true' if meta.enabled else 'false'}",
+        f"Encryption block size: {meta.block_size}",
+    ]
+
+
+def _encryption_fields(meta: EncryptionMetadata) -> dict[str, object]:
+    return {"FileLevelEncryption": meta.enabled, "EncryptionBlockSize": meta.block_size}
+
+
+def encryption_text(url: str, meta: EncryptionMetadata) -> str:
+    """What ``describe`` can say without the key of an encrypted backup (its properties are plaintext)."""
+    return "\n".join([f"URL: {url}", *_encryption_lines(meta)]) + "\n"
+
+
+def encryption_json(url: str, meta: EncryptionMetadata) -> str:
+    return json.dumps({"SchemaVersion": "1.0.0", "URL": url, **_encryption_fields(meta)}, indent=2)
+
+
 def to_text(desc: Description, version_time: VersionTime = None) -> str:
     lines = [
         f"URL: {desc.url}",
         f"Restorable: {'true' if desc.max_restorable is not None else 'false'}",
         f"Mutation Log Type: {_LOG_TYPES.get(desc.mutation_log_type, str(desc.mutation_log_type))}",
-        f"File-level encryption: {'true' if desc.encryption.enabled else 'false'}",
-        f"Encryption block size: {desc.encryption.block_size}",
+        *_encryption_lines(desc.encryption),
     ]
     for s in desc.snapshots:
         lines.append(
@@ -87,8 +107,7 @@ def to_json(desc: Description, version_time: VersionTime = None) -> str:
         "URL": desc.url,
         "Restorable": desc.max_restorable is not None,
         "MutationLogType": _LOG_TYPES.get(desc.mutation_log_type, str(desc.mutation_log_type)),
-        "FileLevelEncryption": desc.encryption.enabled,
-        "EncryptionBlockSize": desc.encryption.block_size,
+        **_encryption_fields(desc.encryption),
         "Snapshots": [
             {
                 "Type": s.kind.value,

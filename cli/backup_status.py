@@ -165,6 +165,10 @@ def status_json(current: BackupView | None, tag: str, errors: list[ErrorRecord])
         "StateText": state_text(job.state),
         "SnapshotMode": job.mode.value,
         "BulkLoadCompatible": current.bulkload_compatible,
+        # FDB's status JSON names the key file (a path, not a secret) beside the flag.
+        "FileLevelEncryption": job.encryption is not None,
+        "EncryptionKeyFile": job.encryption_key_file or None,
+        "EncryptionBlockSize": job.encryption_block_size,
         "Ranges": [[r.begin.hex(), r.end.hex()] for r in job.ranges],
         "StopWhenDone": job.stop_when_done,
         "SnapshotIntervalSeconds": job.snapshot_interval,

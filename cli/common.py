@@ -21,6 +21,7 @@ import click
 from cli import exit_codes
 from config import get_settings
 from fdbcore import errors
+from fdbcore.container import without_secret
 from fdbcore.keys import KeyRange, parse_key_range_option
 from workers import trace
 from workers.record import Record
@@ -137,6 +138,28 @@ def blob_credentials_option(func: Callable[..., object]) -> Callable[..., object
         multiple=True,
         help="Blob store credentials file in FDB's JSON format (repeatable; also FDB_BLOB_CREDENTIALS).",
     )(func)
+
+
+def encryption_key_option(func: Callable[..., object]) -> Callable[..., object]:
+    """``--encryption-key-file``, on every command that reads or writes a backup's file contents."""
+    return click.option(
+        "--encryption-key-file",
+        "encryption_key_file",
+        default=None,
+        help="File holding the 32-byte key of file-level encryption (AES-256-GCM). Needed exactly when the "
+        "backup is encrypted; every backup agent and cluster server must hold the same file at the same path.",
+    )(func)
+
+
+def note_url_secret(url: str) -> None:
+    """Say what the agents need when a URL carries a secret: job records keep the URL without it."""
+    if without_secret(url) != url:
+        click.echo(
+            "NOTE: The secret in the URL is not stored with the job. Backup agents (and, for BulkDump and "
+            "BulkLoad, the cluster) find the credentials for the URL's key in their own blob credentials files "
+            "(FDB_BLOB_CREDENTIALS or --blob-credentials) or their AWS environment.",
+            err=True,
+        )
 
 
 def log_options(func: Callable[..., object]) -> Callable[..., object]:

@@ -16,10 +16,12 @@ from cli.backup_status import state_text, status_json, status_text
 from cli.progress import LiveProgress
 from config import get_settings
 from fdbcore import errors
+from fdbcore.backup_encryption import check_destination, encryption_of, key_required, open_backup, unlock
 from fdbcore.catalog import Catalog
 from fdbcore.catalog import expire as expire_data
 from fdbcore.cluster import connect
 from fdbcore.container import list_backups, open_container, redact_url, start_backup_url
+from fdbcore.encryption import DEFAULT_BLOCK_SIZE, EncryptionSettings
 from fdbcore.keys import USER_KEYS
 from fdbcore.modes import SnapshotMode
 from workers.backup import control
@@ -64,6 +66,14 @@ def cli() -> None:
     default=None,
     help="Seconds BulkDump may take before it is recorded as backup_bulkdump_timeout (default 86400).",
 )
+@common.encryption_key_option
+@click.option(
+    "--encryption-block-size",
+    "encryption_block_size",
+    type=int,
+    default=None,
+    help=f"Plaintext bytes per encrypted block (default {DEFAULT_BLOCK_SIZE}; needs --encryption-key-file).",
+)
 @common.blob_credentials_option
 @common.log_options
 def start(
@@ -77,6 +87,8 @@ def start(
     dryrun: bool,
     mode_text: str,
     bulkdump_timeout: int | None,
+    encryption_key_file: str | None,
+    encryption_block_size: int | None,
     blob_credentials: Sequence[str],
     log: bool,
     logdir: str | None,
@@ -84,6 +96,7 @@ def start(
 ) -> int:
     """Start a backup."""
     common.configure_trace(log, logdir)
+    encryption = _encryption(encryption_key_file, encryption_block_size)
     mode = common.parse_mode(SnapshotMode, mode_text, "snapshot")
     ranges = common.parse_keys_options(keys) or [USER_KEYS]
     if snapshot_interval <= 0:
@@ -91,6 +104,7 @@ def start(
     cluster = common.resolve_cluster_file(cluster_file)
     target = start_backup_url(url)
     container = open_container(target, credential_files=blob_credentials)
+    check_destination(container, encryption)
     sub = control.Submission(
         tag=tag,
         url=target,
@@ -101,10 +115,12 @@ def start(
         snapshot_interval=snapshot_interval,
         bulkdump_deadline=bulkdump_timeout or get_settings().bulkdump_deadline,
         credential_files=blob_credentials,
+        encryption=encryption,
     )
     store = _store()
     connect(cluster).get_read_version()  # the source cluster must answer before we submit
     uid = control.submit(store, container, sub, dry_run=dryrun)
+    common.note_url_secret(target)
     dry = " (DRY RUN)" if dryrun else ""
     if not dryrun:
         from tasks.backup import start as start_task
@@ -118,6 +134,15 @@ def start(
         return exit_codes.OK
     click.echo(f"The backup on tag `{tag}' was successfully submitted.{dry}")
     return exit_codes.OK
+
+
+def _encryption(key_file: str | None, block_size: int | None) -> EncryptionSettings | None:
+    """``--encryption-key-file``/``--encryption-block-size`` as FDB checks them; the key file is read now."""
+    if key_file is None:
+        if block_size is not None:
+            raise errors.InvalidOptionValue("--encryption-block-size option requires --encryption-key-file to be set")
+        return None
+    return EncryptionSettings.of(key_file, DEFAULT_BLOCK_SIZE if block_size is None else block_size)
 
 
 def _job(store: JobStore[BackupJob], tag: str) -> BackupJob:
@@ -266,11 +291,24 @@ def tags() -> int:
 @click.option("--json", "as_json", is_flag=True)
 @common.cluster_option
 @common.blob_credentials_option
+@common.encryption_key_option
 def describe(
-    url: str, version_timestamps: bool, as_json: bool, cluster_file: str | None, blob_credentials: Sequence[str]
+    url: str,
+    version_timestamps: bool,
+    as_json: bool,
+    cluster_file: str | None,
+    blob_credentials: Sequence[str],
+    encryption_key_file: str | None,
 ) -> int:
     """Describe the backup at a URL: snapshots and restorable versions."""
-    desc = Catalog(open_container(url, credential_files=blob_credentials)).describe()
+    plain = open_container(url, credential_files=blob_credentials)
+    meta = encryption_of(plain)
+    if meta.enabled and encryption_key_file is None:
+        # The properties say this much without the key; the snapshots need it.
+        show = backup_describe.encryption_json if as_json else backup_describe.encryption_text
+        click.echo(show(plain.url, meta), nl=as_json)
+        raise key_required(plain.url)
+    desc = Catalog(unlock(plain, meta, encryption_key_file)).describe()
     version_time = None
     if version_timestamps:
         driver = connect(common.resolve_cluster_file(cluster_file))
@@ -287,9 +325,12 @@ def describe(
 @click.option("--begin", "begin", type=int, default=None, help="Only files ending after this version.")
 @click.option("--end", "end", type=int, default=None, help="Only files starting before this version.")
 @common.blob_credentials_option
-def dump(url: str, begin: int | None, end: int | None, blob_credentials: Sequence[str]) -> int:
+@common.encryption_key_option
+def dump(
+    url: str, begin: int | None, end: int | None, blob_credentials: Sequence[str], encryption_key_file: str | None
+) -> int:
     """List the files of a backup: range, log and snapshot manifest files with sizes."""
-    catalog = Catalog(open_container(url, credential_files=blob_credentials))
+    catalog = Catalog(open_backup(url, credential_files=blob_credentials, key_file=encryption_key_file))
     lo, hi = begin if begin is not None else -(2**63), end if end is not None else 2**63 - 1
     for r in catalog.range_files():
         if lo <= r.version < hi:
@@ -334,6 +375,7 @@ def list_cmd(base_url: str, blob_credentials: Sequence[str]) -> int:
 @click.option("-f", "--force", is_flag=True, help="Expire even if the backup becomes unrestorable.")
 @common.cluster_option
 @common.blob_credentials_option
+@common.encryption_key_option
 def expire(
     url: str,
     before_version: int | None,
@@ -344,11 +386,12 @@ def expire(
     force: bool,
     cluster_file: str | None,
     blob_credentials: Sequence[str],
+    encryption_key_file: str | None,
 ) -> int:
     """Delete backup data older than a version, keeping what a restore needs."""
     from cli.fdbrestore import parse_timestamp
 
-    container = open_container(url, credential_files=blob_credentials)
+    container = open_backup(url, credential_files=blob_credentials, key_file=encryption_key_file)
     if before_timestamp or restorable_after_ts:
         driver = connect(common.resolve_cluster_file(cluster_file))
         if before_timestamp:

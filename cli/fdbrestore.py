@@ -17,8 +17,10 @@ from cli import common, exit_codes
 from cli.progress import LiveProgress
 from cli.restore_status import NO_RESTORES, full_status_text, progress_text, status_json
 from fdbcore import errors
+from fdbcore.backup_encryption import encryption_of, unlock
 from fdbcore.cluster import connect
 from fdbcore.container import open_container
+from fdbcore.encryption import EncryptionSettings, read_key_file
 from fdbcore.keys import USER_KEYS, parse_printable
 from fdbcore.modes import RestoreMode
 from workers.restore import control
@@ -78,6 +80,7 @@ def _dest_option(func: Callable[..., object]) -> Callable[..., object]:
 @click.option("-n", "--dryrun", is_flag=True, help="Check that the restore is possible, change nothing.")
 @click.option("--mode", "mode_text", default="rangefile", show_default=True, help=f"Snapshot method: {MODES}.")
 @common.blob_credentials_option
+@common.encryption_key_option
 @common.log_options
 def start(
     url: str,
@@ -93,12 +96,15 @@ def start(
     dryrun: bool,
     mode_text: str,
     blob_credentials: Sequence[str],
+    encryption_key_file: str | None,
     log: bool,
     logdir: str | None,
     trace_format: str,
 ) -> int:
     """Start a restore."""
     common.configure_trace(log, logdir)
+    if encryption_key_file is not None:
+        read_key_file(encryption_key_file)  # a bad key file is named before anything is contacted
     mode = common.parse_mode(RestoreMode, mode_text, "restore", MODE_HINTS)
     if version is not None and timestamp is not None:
         raise errors.RestoreError("Restore target version and target timestamp cannot both be specified")
@@ -111,6 +117,9 @@ def start(
         click.echo(f"Timestamp '{timestamp}' resolves to version {version}")
     dest = common.resolve_cluster_file(cluster_file)
     driver = connect(dest)
+    plain = open_container(url, credential_files=blob_credentials)
+    meta = encryption_of(plain)
+    container = unlock(plain, meta, encryption_key_file)
     req = control.RestoreRequest(
         tag=tag,
         url=url,
@@ -120,8 +129,8 @@ def start(
         ranges=common.parse_keys_options(keys) or [USER_KEYS],
         rewrite=Rewrite(parse_printable(remove_prefix), parse_printable(add_prefix)),
         credential_files=blob_credentials,
+        encryption=None if encryption_key_file is None else EncryptionSettings.of(encryption_key_file, meta.block_size),
     )
-    container = open_container(url, credential_files=blob_credentials)
     try:
         plan = control.check(container, driver, req)
     except (errors.RestoreInvalidVersion, errors.RestoreMissingData) as exc:
@@ -135,6 +144,7 @@ def start(
         return exit_codes.OK
     store = _store()
     uid = control.submit(store, req, plan)
+    common.note_url_secret(url)
     from tasks.restore import start as start_task
 
     start_task.apply_async((uid,))

@@ -9,7 +9,9 @@ dumping their shards). The worker opens a RocksDB secondary instance and, batch 
    writing without a Python step per pair; the batch's range is ``[batchBegin, keyAfter(lastKey))``,
    or ends at the task's end when no key follows, so the batches cover the task exactly;
 3. uploads ``<V>-data.sst`` (multipart on S3), then writes ``<V>-manifest.txt`` with the SST's
-   SHA-256; a batch without keys has a manifest and no data file (an SST cannot be empty).
+   SHA-256; a batch without keys has a manifest and no data file (an SST cannot be empty). With
+   file-level encryption both are encrypted on their way into the container (the SHA-256 is the
+   plaintext's); the plaintext SST never leaves the scratch folder.
 
 The manifest is written only after its data file, so a batch never looks complete before it is.
 Before the first batch the task's folder is emptied (a redelivered task replaces its earlier output),
@@ -41,6 +43,7 @@ from embedded_cluster.secondary import SecondaryView, WorkerPool, process_view
 from fdbcore import errors, naming
 from fdbcore.cluster.interface import BulkDumpBatch
 from fdbcore.container import BackupContainer, open_container
+from fdbcore.encryption import EncryptionSettings
 from fdbcore.formats.bulkdump_manifest import CHECKSUM_SHA256, BatchManifest
 from fdbcore.formats.sst import SstWriter
 from fdbcore.keys import KeyRange, key_after
@@ -66,6 +69,8 @@ class DumpTask:
     #: Set by the server per call: the scratch folder and its cancellation flag.
     scratch: str = ""
     cancel_flag: str = ""
+    #: File-level encryption: the SST is encrypted as it moves from the scratch folder into the container.
+    encryption: EncryptionSettings | None = None
 
     @property
     def what(self) -> str:
@@ -74,7 +79,8 @@ class DumpTask:
 
 def dump_task(task: DumpTask) -> list[BulkDumpBatch]:
     """Worker-process entry point: replace the task's folder with a fresh dump of its range."""
-    container = open_container(task.url, credential_files=task.credential_files)
+    cipher = None if task.encryption is None else task.encryption.cipher()
+    container = open_container(task.url, credential_files=task.credential_files, cipher=cipher)
     folder = naming.within_root(task.root, naming.bulkdump_task_dir(task.job_id, task.task_id)) + "/"
     try:
         container.delete_prefix(folder)
@@ -210,7 +216,10 @@ class BulkDumpService:
             root=bulk.dataset_root(r["root"]),
             batch_bytes=batch_bytes,
             credential_files=self.credential_files,
+            encryption=EncryptionSettings.from_wire(r.get("encryption")),
         )
+        if task.encryption is not None:
+            task.encryption.cipher()  # this server's key file holds the job's key, or the call fails now
         bulk.manifest_root(task.url, task.root)  # refuses roots a manifest cannot hold
         open_container(task.url)  # parses the URL: backup_invalid_url now, not in the worker
         return task

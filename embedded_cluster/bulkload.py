@@ -11,7 +11,8 @@ destination shard, FDB's ``MANIFEST_COUNT_MAX_PER_BULKLOAD_TASK`` manifests at m
 4. download every data file into a scratch folder on the database's file system and prove it intact:
    its SHA-256 against the manifest's, or for datasets without one (FDB's), a verified read-through
    with the manifest's key count and bytes and every key inside the batch's range. Anything missing or
-   wrong is ``bulkload_task_failed`` naming the file, before anything is visible;
+   wrong is ``bulkload_task_failed`` naming the file, before anything is visible. An encrypted dataset
+   is decrypted on the way down, every block authenticated (``restore_corrupted_data`` otherwise);
 5. files that hold keys outside the range, or whose keys change (``remove_prefix``/``add_prefix``), are
    rewritten into new SSTs in worker processes; all others are ingested as they are;
 6. under the commit lock: clear the destination range and ingest the files (moved, not copied), in a
@@ -41,6 +42,7 @@ from embedded_cluster.storage import Storage
 from fdbcore import errors, naming
 from fdbcore.cluster.interface import BulkLoadResult
 from fdbcore.container import BackupContainer, open_container
+from fdbcore.encryption import EncryptionSettings
 from fdbcore.formats.bulkdump_manifest import CHECKSUM_SHA256, BatchManifest, JobManifestEntry, entries_covering
 from fdbcore.formats.sst import SstWriter, read_sst, sha256_file, verify_sst
 from fdbcore.keys import USER_END, KeyRange, printable, strinc
@@ -107,6 +109,7 @@ class LoadRequest:
     root: str
     rewrite: KeyRewrite
     lock_owner: str | None
+    encryption: EncryptionSettings | None = None
 
     @property
     def what(self) -> str:
@@ -187,6 +190,7 @@ class BulkLoadService:
             root=bulk.dataset_root(r["root"]),
             rewrite=KeyRewrite(r["remove_prefix"], r["add_prefix"]),
             lock_owner=r["lock_owner"],
+            encryption=EncryptionSettings.from_wire(r.get("encryption")),
         )
         if not paths:
             raise errors.BulkloadDatasetNotCoverRequiredRange(f"{request.what}: no batch manifests given")
@@ -196,7 +200,8 @@ class BulkLoadService:
         check_configuration(self.storage.knobs)
         request = self.request_of(r)
         dest = request.rewrite.range(request.range)
-        container = open_container(request.url, credential_files=self.credential_files)
+        cipher = None if request.encryption is None else request.encryption.cipher()
+        container = open_container(request.url, credential_files=self.credential_files, cipher=cipher)
         with self._claim(dest, request.what):
             owner = request.lock_owner or BULKLOAD_OWNER
             if request.lock_owner:

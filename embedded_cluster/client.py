@@ -34,6 +34,7 @@ from fdbcore.cluster.interface import (
     RangeResult,
     Shard,
 )
+from fdbcore.encryption import EncryptionSettings
 from fdbcore.keys import KeyRange
 from fdbcore.mutations import Mutation
 
@@ -262,6 +263,7 @@ class EmbeddedClusterDriver:
         root: str = "bulkdump_data",
         batch_bytes: int = 0,
         timeout: float | None = None,
+        encryption: EncryptionSettings | None = None,
     ) -> list[BulkDumpBatch]:
         request = {
             "job_id": job_id,
@@ -271,6 +273,7 @@ class EmbeddedClusterDriver:
             "url": container_url,
             "root": root,
             "batch_bytes": batch_bytes,
+            "encryption": None if encryption is None else encryption.to_wire(),
         }
         return wire.batches_in(self._call("BulkDump", request, timeout=timeout))
 
@@ -286,6 +289,7 @@ class EmbeddedClusterDriver:
         remove_prefix: bytes = b"",
         lock_owner: str | None = None,
         timeout: float | None = None,
+        encryption: EncryptionSettings | None = None,
     ) -> BulkLoadResult:
         request = {
             "job_id": job_id,
@@ -297,6 +301,7 @@ class EmbeddedClusterDriver:
             "add_prefix": add_prefix,
             "remove_prefix": remove_prefix,
             "lock_owner": lock_owner,
+            "encryption": None if encryption is None else encryption.to_wire(),
         }
         return wire.load_result_in(self._call("BulkLoad", request, timeout=timeout))
 

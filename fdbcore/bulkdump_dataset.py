@@ -123,7 +123,10 @@ def _verify_data(container: BackupContainer, batch: VerifiedBatch, checksum: boo
     if not checksum:
         return
     if m.checksum_method == CHECKSUM_SHA256:
-        actual = sha256_of(container, path)
+        try:
+            actual = sha256_of(container, path)
+        except errors.RestoreCorruptedData as exc:  # an encrypted block that does not authenticate
+            raise incomplete(f"data file {path}: {exc.message}") from None
         if actual != m.checksum_value:
             raise incomplete(f"data file {path} has SHA-256 {actual}; its manifest says {m.checksum_value}")
         return

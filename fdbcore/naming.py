@@ -276,6 +276,31 @@ def property_path(name: str) -> str:
     return f"{PROPERTIES_PREFIX}{name}"
 
 
+# --- file-level encryption --------------------------------------------------------------------------
+class Sealing(StrEnum):
+    """How a file is stored when a backup is encrypted (see :mod:`fdbcore.encryption`)."""
+
+    #: ``properties/``: FDB keeps them plain, so ``describe`` can tell an encrypted backup without the key.
+    PLAIN = "plain"
+    #: Range, log and snapshot files: FDB's layout, salted by the base name up to its first ``.``.
+    FDB = "fdb"
+    #: Every other file (ours: BulkDump SSTs and manifests, ``logsums/``): a random 16-byte nonce, then
+    #: blocks salted by the path and that nonce, because these names repeat.
+    NONCED = "nonced"
+
+
+def sealing(path: str) -> Sealing:
+    """How ``path`` is stored in an encrypted backup."""
+    if path.startswith(PROPERTIES_PREFIX):
+        return Sealing.PLAIN
+    fdb_kind = (
+        (path.startswith((KVRANGES_PREFIX, LEGACY_RANGES_PREFIX)) and parse_range_file_path(path) is not None)
+        or (path.startswith((LOGS_PREFIX, PLOGS_PREFIX)) and parse_log_file_path(path) is not None)
+        or (path.startswith(SNAPSHOTS_PREFIX) and parse_snapshot_manifest_path(path) is not None)
+    )
+    return Sealing.FDB if fdb_kind else Sealing.NONCED
+
+
 # --- BulkDump jobs (paths relative to the job root, e.g. BULKDUMP_ROOT) -----------------------------
 JOB_MANIFEST_NAME: Final = "job-manifest.txt"
 

@@ -23,7 +23,8 @@ from workers.context import context
 
 @app.task(name="backup.start", queue="backup", bind=True)
 def start(self: Task[Any, Any], uid: str) -> None:
-    if retry.run(self, lifecycle.start, context(), uid):
+    ctx = context()
+    if retry.run(self, lifecycle.start, ctx, uid, on_failure=partial(lifecycle.fail, ctx, uid)):
         capture_logs.apply_async((uid, 1))
         snapshot_period.apply_async((uid, 1))
 
@@ -77,7 +78,10 @@ def snapshot_failed(self: Task[Any, Any], uid: str, seq: int, phase: str) -> Non
 
 @app.task(name="backup.capture_logs", queue="mutationlog", bind=True)
 def capture_logs(self: Task[Any, Any], uid: str, round_no: int) -> None:
-    outcome = retry.run(self, mutationlog.log_round, context(), uid, round_no)
+    ctx = context()
+    outcome = retry.run(self, mutationlog.log_round, ctx, uid, round_no, on_failure=partial(lifecycle.fail, ctx, uid))
+    if outcome is None:  # the backup failed (an agent without the backup's key, say)
+        return
     if outcome.snapshot_seq:
         snapshot_period.apply_async((uid, outcome.snapshot_seq))
     if outcome.next_round is not None:

@@ -8,7 +8,6 @@ the child (ecosystem notes §1.4, item 8).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -17,8 +16,10 @@ import redis
 from config import Settings, get_settings
 from fdbcore.cluster import ClusterDriver, connect
 from fdbcore.container import BackupContainer, open_container
+from fdbcore.encryption import EncryptionSettings
 from workers import trace
 from workers.backup.job import BackupJob
+from workers.encryption import StoredJob
 from workers.restore.job import RestoreJob
 from workers.state import JobStore, connect_state
 
@@ -28,7 +29,9 @@ class Context:
     settings: Settings
     redis: redis.Redis
     _clusters: dict[str, ClusterDriver] = field(default_factory=dict)
-    _containers: dict[tuple[str, tuple[str, ...]], BackupContainer] = field(default_factory=dict)
+    _containers: dict[tuple[str, tuple[str, ...], EncryptionSettings | None], BackupContainer] = field(
+        default_factory=dict
+    )
 
     @cached_property
     def backups(self) -> JobStore[BackupJob]:
@@ -44,11 +47,16 @@ class Context:
             driver = self._clusters[cluster_file] = connect(cluster_file)
         return driver
 
-    def container(self, url: str, credential_files: Sequence[str] = ()) -> BackupContainer:
-        key = (url, tuple(credential_files))
+    def container(self, job: StoredJob) -> BackupContainer:
+        """The job's container; an encrypted backup's decrypts and encrypts with this host's copy of the
+        key file, which must hold the key the job was started with (``invalid_encryption_key_file``)."""
+        settings = job.encryption
+        key = (job.url, tuple(job.credential_files), settings)
         c = self._containers.get(key)
         if c is None:
-            c = self._containers[key] = open_container(url, credential_files=credential_files)
+            cipher = None if settings is None else settings.cipher()
+            c = open_container(job.url, credential_files=job.credential_files, cipher=cipher)
+            self._containers[key] = c
         return c
 
 

@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 import redis
 
 from fdbcore import errors
-from fdbcore.container.url import redact_url
+from fdbcore.container.url import redact_url, without_secret
 from workers.record import Record
 
 PREFIX = "fdbbr"
@@ -282,11 +282,12 @@ def lease(client: redis.Redis, key: str, ttl_ms: int) -> Iterator[bool]:
 
 
 def job_identity(uid: str, tag: str, url: str, cluster_file: str, credential_files: Iterable[str]) -> dict[str, Any]:
-    """The fields every job record starts with; the URL is shown only redacted (it may hold a secret)."""
+    """The fields every job record starts with. No secret is stored: the URL loses its inline secret
+    and token (agents resolve credentials from their own files or environment), and is shown redacted."""
     return {
         "uid": uid,
         "tag": tag,
-        "url": url,
+        "url": without_secret(url),
         "url_display": redact_url(url),
         "cluster_file": cluster_file,
         "credential_files": list(credential_files),

@@ -12,7 +12,9 @@ files, Prometheus multiprocess files, ``fleet.json`` (ports and URLs, for script
 it to point ``fdbbackup``/``fdbrestore`` at this fleet). Ports are chosen free on the first ``up``
 (or taken from FLEET_REDIS_PORT, FLEET_FLOWER_PORT, FLEET_S3_PORT) and reused by later ones while
 they stay free. No secret appears on a command line, in the supervisord configuration or in a log:
-the S3 endpoint's (fake) credentials are in the run directory's blob-credentials file only.
+the S3 endpoint's (fake) credentials are in the run directory's blob-credentials file only, and the
+key for file-level encryption in its ``encryption.key`` (made once, kept across ``up``s, so encrypted
+backups stay restorable; every program of the fleet reads that same path).
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ OWNED_PATHS = (
     "supervisor.sock",
     "redis.conf",
     "blob-credentials.json",
+    "encryption.key",
     "redis",
     "source",
     "dest",
@@ -136,6 +139,11 @@ class Plan:
         return self.dir / "blob-credentials.json"
 
     @property
+    def encryption_key_file(self) -> Path:
+        """32 random bytes for ``--encryption-key-file``; agents and clusters read it at this path."""
+        return self.dir / "encryption.key"
+
+    @property
     def agent_names(self) -> list[str]:
         return [f"agent-{i}@{self.hostname}" for i in range(1, self.workers + 1)]
 
@@ -171,6 +179,7 @@ class Plan:
             s3_endpoint=self.s3_endpoint,
             blobstore_url=self.blobstore_url,
             blob_credentials=str(self.credentials_file) if self.s3 else "",
+            encryption_key_file=str(self.encryption_key_file),
             cluster_files={name: str(self.cluster_file(name)) for name in CLUSTERS},
             agents=self.agent_names,
             metrics_urls=self.metrics_urls,
@@ -422,6 +431,7 @@ def render_env_file(plan: Plan, passthrough: dict[str, str]) -> str:
         "DEST_CLUSTER_FILE": str(plan.cluster_file("dest")),
         "FLEET_RUN_DIR": str(plan.dir),
         "FLEET_FLOWER_URL": plan.flower_url,
+        "FLEET_ENCRYPTION_KEY_FILE": str(plan.encryption_key_file),
     }
     if plan.s3:
         env["FDB_BLOB_CREDENTIALS"] = str(plan.credentials_file)
@@ -439,6 +449,14 @@ def _write_private(path: Path, text: str) -> None:
         f.write(text)
 
 
+def _make_key(path: Path) -> None:
+    """A new random key, readable by its owner only; an existing key is kept (its backups need it)."""
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(32))
+
+
 def write_files(plan: Plan, passthrough: dict[str, str]) -> None:
     d = plan.dir
     for sub in ("redis", "logs", "trace", *CLUSTERS):
@@ -452,6 +470,7 @@ def write_files(plan: Plan, passthrough: dict[str, str]) -> None:
         plan.cluster_file(name).unlink(missing_ok=True)
     if plan.s3:
         _write_private(plan.credentials_file, json.dumps({"accounts": {"@127.0.0.1": S3_FAKE_ACCOUNT}}, indent=2))
+    _make_key(plan.encryption_key_file)
     (d / "redis.conf").write_text(render_redis_conf(plan))
     _write_private(d / "supervisord.conf", render_supervisord_conf(plan))
     (d / "env").write_text(render_env_file(plan, passthrough))
@@ -679,6 +698,7 @@ def print_summary(plan: Plan, heading: str) -> None:
     ]
     if plan.s3:
         rows += [("blobstore", plan.blobstore_url), ("blob credentials", str(plan.credentials_file))]
+    rows += [("encryption key", str(plan.encryption_key_file))]
     rows += [("flower", plan.flower_url), ("agents", " ".join(plan.agent_names))]
     rows += [("worker metrics", " ".join(plan.metrics_urls)), ("logs", str(plan.dir / "logs"))]
     rows += [("env", f". {shlex.quote(str(plan.dir / 'env'))}")]

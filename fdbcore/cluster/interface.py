@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from fdbcore.encryption import EncryptionSettings
 from fdbcore.keys import KeyRange
 from fdbcore.mutations import Mutation
 
@@ -184,6 +185,7 @@ class ClusterDriver(Protocol):
         root: str = "bulkdump_data",
         batch_bytes: int = 0,
         timeout: float | None = None,
+        encryption: EncryptionSettings | None = None,
     ) -> list[BulkDumpBatch]:
         """Dump ``range`` as one task into ``<root>/<job_id>/<task_id>/`` of the container.
 
@@ -192,6 +194,9 @@ class ClusterDriver(Protocol):
         folder. Does not write ``job-manifest.txt``: whoever assembles the job does, after checking.
         The cluster reaches the container with its own credentials, like FDB's storage servers.
         ``timeout`` bounds the call (``timed_out`` when it passes); the dump is then abandoned.
+        With ``encryption`` every file is written with file-level encryption, the key read by the
+        cluster from its own copy of ``encryption.key_file`` (``invalid_encryption_key_file`` if that
+        holds another key); no plaintext leaves the cluster's local scratch space.
         """
         ...
 
@@ -207,6 +212,7 @@ class ClusterDriver(Protocol):
         remove_prefix: bytes = b"",
         lock_owner: str | None = None,
         timeout: float | None = None,
+        encryption: EncryptionSettings | None = None,
     ) -> BulkLoadResult:
         """Replace ``range`` with the data of the given batch manifests, bypassing the commit path.
 
@@ -215,7 +221,9 @@ class ClusterDriver(Protocol):
         with ``remove_prefix``/``add_prefix`` on the way in. Requires the BulkLoad knobs
         (``bulkload_invalid_configuration`` otherwise). Takes an exclusive range lock for the duration
         (owner ``BulkLoad``; or runs under ``lock_owner``'s existing lock of the destination range),
-        verifies every file before anything becomes visible, and ingests SST files directly.
+        verifies every file before anything becomes visible, and ingests SST files directly. With
+        ``encryption`` the dataset is decrypted with the cluster's copy of the key file, every block
+        authenticated before anything is ingested.
         """
         ...
 

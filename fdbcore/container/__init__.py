@@ -1,7 +1,8 @@
 """Backup containers: where backups live, behind one contract (:mod:`fdbcore.container.base`).
 
 ``open_container(url)`` picks the backend by the URL's scheme: ``file://`` is a local directory,
-``blobstore://`` an S3 bucket (AWS or S3-compatible).
+``blobstore://`` an S3 bucket (AWS or S3-compatible). With a ``cipher`` the backend is wrapped in an
+:class:`EncryptedContainer` (file-level encryption).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fdbcore.container.base import BackupContainer, ContainerWriter, FileInfo, check_path
+from fdbcore.container.encrypted import EncryptedContainer
 from fdbcore.container.local import LocalContainer
 from fdbcore.container.s3 import S3Container
 from fdbcore.container.url import (
@@ -19,12 +21,15 @@ from fdbcore.container.url import (
     redact_url,
     start_backup_url,
     with_name,
+    without_secret,
 )
+from fdbcore.encryption import FileCipher
 
 __all__ = [
     "BackupContainer",
     "BlobstoreUrl",
     "ContainerWriter",
+    "EncryptedContainer",
     "FileInfo",
     "FileUrl",
     "LocalContainer",
@@ -36,6 +41,7 @@ __all__ = [
     "redact_url",
     "start_backup_url",
     "with_name",
+    "without_secret",
 ]
 
 
@@ -55,10 +61,16 @@ def list_backups(base_url: str, *, credential_files: Sequence[str] = ()) -> list
     return [with_name(base_url, name) for name in sorted(names)]
 
 
-def open_container(url: str, *, credential_files: Sequence[str] = ()) -> BackupContainer:
+def open_container(
+    url: str, *, credential_files: Sequence[str] = (), cipher: FileCipher | None = None
+) -> BackupContainer:
     """The container a URL names. Nothing is contacted yet; ``credential_files`` are the
-    ``--blob-credentials`` files (``FDB_BLOB_CREDENTIALS`` is always consulted as well)."""
+    ``--blob-credentials`` files (``FDB_BLOB_CREDENTIALS`` is always consulted as well); ``cipher``
+    encrypts and decrypts its files."""
     parsed = parse_url(url)
+    inner: BackupContainer
     if isinstance(parsed, FileUrl):
-        return LocalContainer(parsed.path)
-    return S3Container(parsed, blob_credentials=credential_files)
+        inner = LocalContainer(parsed.path)
+    else:
+        inner = S3Container(parsed, blob_credentials=credential_files)
+    return inner if cipher is None else EncryptedContainer(inner, cipher)

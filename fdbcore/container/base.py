@@ -52,7 +52,8 @@ class ContainerWriter(ABC):
     """A file being written. Data becomes visible only on :meth:`finish`."""
 
     @abstractmethod
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes | memoryview) -> None:
+        """Append ``data`` (copied: the caller may reuse its buffer afterwards)."""
 
     @property
     @abstractmethod

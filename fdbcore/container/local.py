@@ -86,7 +86,7 @@ class _LocalWriter(ContainerWriter):
             raise _io_error(exc, "create", final) from exc
         self._written = 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if self._file is None:
             raise IoError(f"write to {self._final} after it was finished or aborted")
         try:

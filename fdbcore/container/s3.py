@@ -480,7 +480,7 @@ class _S3Writer(ContainerWriter):
         if self._closed:
             raise IoError(f"{op} {self._c.where(self._key)} after it was finished or aborted")
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._check_open("write")
         self._buf += data
         self._written += len(data)

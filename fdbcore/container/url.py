@@ -173,6 +173,17 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{_HEADER_VALUE_RE.sub(_HEADER_VALUE_REDACTED, rest)}"
 
 
+def without_secret(url: str) -> str:
+    """``url`` without the secret and token it may carry (``blobstore://key:secret@host`` becomes
+    ``blobstore://key@host``): what a URL may be stored as. Whoever opens it then finds the key's secret
+    in its own blob credentials files or environment, as FDB does when a URL names only the key."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme == "file":
+        return url
+    cred, at, tail = rest.partition("@")
+    return f"{scheme}://{cred.partition(':')[0]}@{tail}" if at and ":" in cred else url
+
+
 def parse_url(url: str) -> ContainerUrl:
     """Parse a container URL, choosing its kind by scheme; ``backup_invalid_url`` otherwise."""
     if url.startswith(FILE_SCHEME):

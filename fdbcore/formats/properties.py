@@ -2,7 +2,9 @@
 
 Version properties are the bare ASCII decimal of an int64 (no newline); FDB reads them with
 ``sscanf("%lld%n")`` and requires the whole file to be consumed, else ``backup_invalid_info``.
-The encryption metadata is compact JSON with ``is_encryption_enabled`` then ``encryption_block_size``.
+The encryption metadata is compact JSON with ``is_encryption_enabled`` then ``encryption_block_size``;
+an encrypted backup adds ``format_version`` (FDB's planned property, #13751: 2 = every block carries its
+GCM tag). A reader takes an encrypted backup without it for one written before the tags.
 """
 
 from __future__ import annotations
@@ -33,16 +35,23 @@ def parse_version_property(data: bytes, name: str = "version property") -> int:
 class EncryptionMetadata:
     enabled: bool = False
     block_size: int = 0
+    #: The encrypted format's version; None: not recorded (a backup from before FDB's GCM tags).
+    format_version: int | None = None
 
     def __post_init__(self) -> None:
-        if not _consistent(self.enabled, self.block_size):
-            raise errors.InvalidOptionValue(f"block size {self.block_size} with enabled={self.enabled}")
+        if not _consistent(self.enabled, self.block_size) or (self.format_version is not None and not self.enabled):
+            raise errors.InvalidOptionValue(
+                f"block size {self.block_size}, format {self.format_version} with enabled={self.enabled}"
+            )
 
     def to_json(self) -> bytes:
-        return b'{"is_encryption_enabled":%s,"encryption_block_size":%d}' % (
+        text = b'{"is_encryption_enabled":%s,"encryption_block_size":%d' % (
             b"true" if self.enabled else b"false",
             self.block_size,
         )
+        if self.format_version is not None:
+            text += b',"format_version":%d' % self.format_version
+        return text + b"}"
 
 
 def _consistent(enabled: bool, block_size: int) -> bool:
@@ -66,4 +75,7 @@ def parse_encryption_metadata(data: bytes, name: str = "properties/encryption_me
         raise errors.FileCorrupt(f"{name}: encryption_block_size {block_size} is not an int32")
     if not _consistent(enabled, block_size):
         raise errors.FileCorrupt(f"{name} is inconsistent: enabled={enabled}, block size {block_size}")
-    return EncryptionMetadata(enabled, block_size)
+    version = doc.get("format_version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or not enabled):
+        raise errors.FileCorrupt(f"{name}: format_version {version!r} is not an integer of an encrypted backup")
+    return EncryptionMetadata(enabled, block_size, version)

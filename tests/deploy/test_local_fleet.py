@@ -110,8 +110,8 @@ def check_services(info: dict[str, Any]) -> None:
 
 
 def backup_and_restore(info: dict[str, Any], env: dict[str, str]) -> None:
-    """A small mode-both backup to the fleet's S3 endpoint and a BulkLoad restore into dest: the
-    credentials reach agents and clusters through the credentials file alone."""
+    """A small mode-both backup to the fleet's S3 endpoint, encrypted with the fleet's key, and a BulkLoad
+    restore into dest: the credentials and the key reach agents and clusters through their files alone."""
     env = {**env, "PATH": os.environ["PATH"]}
     ops = [["set", f"{i:04d}".encode().hex(), os.urandom(32).hex()] for i in range(200)]
     subprocess.run(
@@ -124,8 +124,10 @@ def backup_and_restore(info: dict[str, Any], env: dict[str, str]) -> None:
         timeout=60,
     )
     url = env["FLEET_BLOBSTORE_URL"]
-    tool("fdbbackup", "start", "-d", url, "--mode", "both", "-w", env=env, timeout=180)
-    tool("fdbrestore", "start", "-r", url, "-C", env["DEST_CLUSTER_FILE"], "--mode", "bulkload", "-w", env=env)
+    key = ["--encryption-key-file", env["FLEET_ENCRYPTION_KEY_FILE"]]
+    tool("fdbbackup", "start", "-d", url, "--mode", "both", "-w", *key, env=env, timeout=180)
+    assert "File-level encryption: true" in tool("fdbbackup", "describe", "-d", url, *key, env=env).stdout
+    tool("fdbrestore", "start", "-r", url, "-C", env["DEST_CLUSTER_FILE"], "--mode", "bulkload", "-w", *key, env=env)
     src = json.loads(tool("embedded-cluster", "checksum", "-C", env["FDB_CLUSTER_FILE"]).stdout)
     dst = json.loads(tool("embedded-cluster", "checksum", "-C", env["DEST_CLUSTER_FILE"]).stdout)
     assert (src["keys"], src["sha256"]) == (dst["keys"], dst["sha256"]) and src["keys"] == 200
@@ -186,6 +188,11 @@ def test_local_fleet_up_check_down_up_again(tmp_path: Path) -> None:
         assert env["DEST_CLUSTER_FILE"] == info["cluster_files"]["dest"]
         assert env["FDB_BLOB_CREDENTIALS"] == info["blob_credentials"]
         assert Path(info["blob_credentials"]).stat().st_mode & 0o077 == 0, "credentials readable by others"
+        assert (
+            env["FLEET_ENCRYPTION_KEY_FILE"] == info["encryption_key_file"] and info["encryption_key_file"] in up.stdout
+        )
+        key = Path(info["encryption_key_file"]).read_bytes()
+        assert len(key) == 32 and Path(info["encryption_key_file"]).stat().st_mode & 0o077 == 0
         backup_and_restore(info, env)
 
         again = fleet("up", "--run-dir", str(run_dir), "--workers", "1", "--s3")
@@ -203,6 +210,7 @@ def test_local_fleet_up_check_down_up_again(tmp_path: Path) -> None:
             assert secret.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
         for path in [run_dir / "supervisord.conf", run_dir / "env", run_dir / "fleet.json", *run_dir.glob("logs/*")]:
             assert secret not in path.read_text(errors="replace"), path
+            assert key not in path.read_bytes() and key.hex() not in path.read_text(errors="replace"), path
 
         redis.Redis.from_url(info["redis_url"] + "/3").set("fleet-test", "kept")
     finally:
@@ -221,6 +229,7 @@ def test_local_fleet_up_check_down_up_again(tmp_path: Path) -> None:
         assert redis.Redis.from_url(info["redis_url"] + "/3").get("fleet-test") == b"kept"
         src = json.loads(tool("embedded-cluster", "checksum", "-C", info["cluster_files"]["source"]).stdout)
         assert src["keys"] == 200
+        assert Path(info["encryption_key_file"]).read_bytes() == key, "the key must outlive down/up"
     finally:
         down = fleet("down", "--run-dir", str(run_dir), "--wipe")
     assert down.returncode == 0, down.stdout + down.stderr

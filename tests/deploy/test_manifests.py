@@ -286,6 +286,13 @@ def test_compose_redis_is_durable_and_never_evicts() -> None:
     assert any(str(v).endswith(":/data") for v in redis["volumes"]), "the AOF must live on a volume"
 
 
+def test_compose_agents_get_the_encryption_key_as_a_secret() -> None:
+    """Encrypted backups name /run/secrets/encryption-key; unset, the secret is empty (plain backups only)."""
+    doc = _compose()
+    assert "encryption-key" in doc["services"]["worker"]["secrets"]
+    assert doc["secrets"]["encryption-key"]["file"] == "${ENCRYPTION_KEY_FILE:-/dev/null}"
+
+
 def test_compose_sample_credentials_hold_no_secret() -> None:
     doc = json.loads((DOCKER / "blob-credentials.sample.json").read_text())
     for account, fields in doc["accounts"].items():
@@ -380,6 +387,15 @@ def test_k8s_agents_mount_the_cluster_file_and_the_blob_credentials() -> None:
     assert mounts[creds_dir]["secret"]["secretName"] == secret["metadata"]["name"]
     assert creds_key in secret["stringData"]
     assert not any(k.startswith("FDB_BLOB") for k in configmaps[source]["data"]), "credentials stay in the Secret"
+
+
+def test_k8s_agents_mount_the_encryption_key_secret_when_it_exists() -> None:
+    pod = _by_kind(_k8s_docs(), "Deployment")["fdbbr-agent"]["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in pod["containers"][0]["volumeMounts"]}
+    key = mounts["/etc/fdbbr/encryption"]["secret"]
+    assert key["secretName"] == "fdbbr-encryption-key" and key["optional"] is True
+    assert "create secret generic fdbbr-encryption-key" in (K8S / "secret.template.yaml").read_text()
 
 
 def test_kubectl_kustomize_builds_the_manifests() -> None:

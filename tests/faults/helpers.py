@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,12 +156,19 @@ def fast_redelivery(fleet: Fleet, visibility: int = 6) -> None:
 
 
 def make_backup(
-    fleet: Fleet, source: EmbeddedCluster, url: str, mode: str = "both", *, workload_seconds: float = 3.0
+    fleet: Fleet,
+    source: EmbeddedCluster,
+    url: str,
+    mode: str = "both",
+    *,
+    workload_seconds: float = 3.0,
+    options: Sequence[str] = (),
 ) -> str:
     """A completed backup of ``source`` taken while a workload writes (so the logs hold sets, clears
-    and atomic adds past the snapshot); returns the backup's own URL (file://: its folder)."""
+    and atomic adds past the snapshot); returns the backup's own URL (file://: its folder).
+    ``options`` go to ``fdbbackup start`` (e.g. ``--encryption-key-file``)."""
     cf = str(source.cluster_file)
-    started = fleet.run(["fdbbackup", "start", "-C", cf, "-d", url, "--mode", mode, "-z"])
+    started = fleet.run(["fdbbackup", "start", "-C", cf, "-d", url, "--mode", mode, "-z", *options])
     assert started.returncode == 0, started.stderr
     keys = checksum(source)["keys"]
     workload = start_workload(source.cluster_file, keys=keys, rate=300, duration=workload_seconds)

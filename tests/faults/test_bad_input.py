@@ -8,6 +8,7 @@ records are what they were. Rows already covered elsewhere are listed in docs/fa
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -105,6 +106,12 @@ class Ctx:
 RESTORE = ["fdbrestore", "start", "-r"]
 
 
+def _key(c: Ctx) -> list[str]:
+    path = c.tmp / "backup.key"
+    path.write_bytes(os.urandom(32))
+    return ["--encryption-key-file", str(path)]
+
+
 def _garbled(c: Ctx) -> dict[str, str]:
     path = c.tmp / "garbled.json"
     path.write_text("{not json")
@@ -194,6 +201,18 @@ ROWS: dict[str, Callable[[Ctx], Row]] = {
     ),
     "restore-prefix-into-system-keys": lambda c: Row(
         [*RESTORE, c.w.url, "-C", c.empty, "-k", "a b", "--add-prefix", "\\xff\\xff"], 2, ("2004",)
+    ),
+    # file-level encryption on a plain backup (the encrypted rows are in test_encryption.py)
+    "restore-key-for-plain-backup": lambda c: Row(
+        [*RESTORE, c.w.url, "-C", c.empty, *_key(c)], 1, ("restore_error, 2301", "Backup is not encrypted")
+    ),
+    "describe-key-for-plain-backup": lambda c: Row(
+        ["fdbbackup", "describe", "-d", c.s3_url, *_key(c)], 1, ("restore_error, 2301", "Backup is not encrypted")
+    ),
+    "backup-encrypted-into-plain-container": lambda c: Row(
+        ["fdbbackup", "start", "-C", c.cf, "-d", c.s3_url, *_key(c)],
+        1,
+        ("backup_error, 2300", "already holds a backup with no encryption"),
     ),
 }
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Protocol
 
 from fdbcore import bulkdump_dataset as ds
+from fdbcore.backup_encryption import open_backup
 from fdbcore.catalog import Catalog
 from fdbcore.cluster.interface import ClusterDriver
-from fdbcore.container import open_container
 from fdbcore.formats.io import ContainerSource
 from fdbcore.formats.rangefile import iter_range_file
 from fdbcore.formats.sst import read_sst
@@ -39,13 +39,15 @@ def read_all(driver: ClusterDriver, r: KeyRange, version: int) -> list[tuple[byt
         begin = chunk.kvs[-1][0] + b"\x00"
 
 
-def check_range_files_match_cluster(url: str, driver: ClusterDriver, credentials: Sequence[str] = ()) -> int:
+def check_range_files_match_cluster(
+    url: str, driver: ClusterDriver, credentials: Sequence[str] = (), key_file: str | None = None
+) -> int:
     """Every range file of the newest range-file snapshot decodes and equals the cluster at its version.
 
     Returns the number of files checked. The cluster must keep history long enough (a wide MVCC
     window knob) for reads at the files' versions.
     """
-    container = open_container(url, credential_files=credentials)
+    container = open_backup(url, credential_files=credentials, key_file=key_file)
     catalog = Catalog(container)
     [snap] = [s for s in catalog.snapshots() if s.kind == SnapshotKind.RANGEFILE][-1:]
     files = {f.path: f for f in catalog.range_files()}
@@ -105,12 +107,14 @@ def same_data(a: dict[str, int], b: dict[str, int]) -> bool:
     return (a["keys"], a["bytes"], a["sha256"]) == (b["keys"], b["bytes"], b["sha256"])
 
 
-def check_bulkdump_matches_cluster(url: str, driver: ClusterDriver, tmp: Path, credentials: Sequence[str] = ()) -> int:
+def check_bulkdump_matches_cluster(
+    url: str, driver: ClusterDriver, tmp: Path, credentials: Sequence[str] = (), key_file: str | None = None
+) -> int:
     """Every batch of the newest BulkDump dataset equals the cluster over its range at its own version.
 
     Returns the number of batches; the cluster must keep history back to the batches' versions.
     """
-    container = open_container(url, credential_files=credentials)
+    container = open_backup(url, credential_files=credentials, key_file=key_file)
     [snap] = [s for s in Catalog(container).snapshots() if s.kind == SnapshotKind.BULKDUMP][-1:]
     entries = ds.read_job_manifest(container, snap.manifest.job_id)  # type: ignore[union-attr]
     for e in entries:

@@ -4,11 +4,13 @@ from dataclasses import dataclass, field
 import pytest
 
 from fdbcore import errors
+from fdbcore.encryption import EncryptionSettings
 from fdbcore.keys import KeyRange
 from fdbcore.modes import RestoreMode, SnapshotMode
 from workers.backup.job import BackupJob, BackupState
+from workers.encryption import encryption_fields
 from workers.record import Record, keyed
-from workers.state import ErrorRecord, JobStore, connect_state
+from workers.state import ErrorRecord, JobStore, connect_state, job_identity
 
 
 @pytest.fixture
@@ -136,3 +138,21 @@ def test_errors_and_missing_job(store: JobStore[BackupJob]) -> None:
 def test_unreachable_redis_is_a_named_error() -> None:
     with pytest.raises(errors.ConnectionFailed, match=r"127\.0\.0\.1:1"):
         connect_state("redis://127.0.0.1:1/2")
+
+
+def test_job_records_keep_no_secret_and_only_the_keys_whereabouts() -> None:
+    """The stored URL loses its inline secret; encryption is the key file's path, block size and check value."""
+    settings = EncryptionSettings("/etc/fdbbr/encryption.key", 4096, "ab" * 16)
+    url = "blobstore://AKID:the-secret:the-token@s3.example.com/b?bucket=x"
+    job = BackupJob(
+        **job_identity("u", "t", url, "c", ["/creds.json"]),
+        **encryption_fields(settings),
+        mode=SnapshotMode.BOTH,
+        ranges=[],
+        state=BackupState.SUBMITTED,
+    )
+    stored = job.to_fields()
+    assert not any("the-secret" in v or "the-token" in v for v in stored.values()), stored
+    assert stored["url"] == "blobstore://AKID@s3.example.com/b?bucket=x"
+    assert BackupJob.from_fields(stored).encryption == settings
+    assert _job("plain").encryption is None

@@ -16,6 +16,7 @@ from fdbcore import bulkdump_dataset as ds
 from fdbcore import errors, naming
 from fdbcore.cluster.interface import BulkDumpBatch, ClusterDriver
 from fdbcore.container.base import BackupContainer
+from fdbcore.encryption import EncryptionSettings
 from fdbcore.formats.bulkdump_manifest import JobManifestEntry, format_job_manifest
 from fdbcore.formats.snapshot_manifest import BulkDumpSnapshotManifest
 from fdbcore.keys import KeyRange
@@ -31,6 +32,7 @@ def dump_piece(
     timeout: float | None,
     *,
     content_check: bool = False,
+    encryption: EncryptionSettings | None = None,
 ) -> list[BulkDumpBatch]:
     """Dump one piece through the cluster and verify every batch it reports: its manifest parses and
     agrees with the batch, its data file exists with the size written, and (``content_check``) the data
@@ -41,7 +43,9 @@ def dump_piece(
     would delete each other's batches between dump and verify. The folders no recorded result names
     are removed by :func:`delete_unused_task_folders`.
     """
-    batches = driver.bulk_dump(job_id, naming.new_uid(), piece, container_url, root=ds.ROOT, timeout=timeout)
+    batches = driver.bulk_dump(
+        job_id, naming.new_uid(), piece, container_url, root=ds.ROOT, timeout=timeout, encryption=encryption
+    )
     try:
         ds.check_batches_cover(batches, [piece])
     except errors.BulkloadDatasetNotCoverRequiredRange as exc:

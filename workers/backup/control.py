@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from fdbcore import errors, naming
 from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.container import BackupContainer
+from fdbcore.encryption import EncryptionSettings
 from fdbcore.keys import USER_END, KeyRange, normalize_ranges, printable
 from fdbcore.modes import SnapshotMode
 from workers.backup.job import ACTIVE_STATES, BackupJob, BackupState
+from workers.encryption import encryption_fields
 from workers.state import JobStore, job_identity
 
 
@@ -31,6 +33,8 @@ class Submission:
     snapshot_interval: int
     bulkdump_deadline: int
     credential_files: Sequence[str] = ()
+    #: File-level encryption (None: the backup is plain).
+    encryption: EncryptionSettings | None = None
 
 
 def validate_ranges(ranges: Sequence[KeyRange]) -> list[KeyRange]:
@@ -60,6 +64,7 @@ def submit(store: JobStore[BackupJob], container: BackupContainer, sub: Submissi
         raise errors.BackupDuplicate(f"A backup is already running on tag `{printable(sub.tag.encode())}'")
     job = BackupJob(
         **job_identity(uid, sub.tag, sub.url, sub.cluster_file, sub.credential_files),
+        **encryption_fields(sub.encryption),
         mode=sub.mode,
         ranges=ranges,
         stop_when_done=sub.stop_when_done,

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from fdbcore.keys import KeyRange
 from fdbcore.modes import SnapshotMode
+from workers.encryption import EncryptedJob
 from workers.record import Record, keyed
 from workers.state import JobStore, RecordHash
 
@@ -51,10 +52,10 @@ class Phase(StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True)
-class BackupJob(Record):
+class BackupJob(EncryptedJob):
     uid: str
     tag: str
-    url: str  # as given; may hold a secret, never display it (use url_display)
+    url: str  # without any secret the URL held (agents find credentials themselves); display url_display
     url_display: str
     cluster_file: str
     mode: SnapshotMode

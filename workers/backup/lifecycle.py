@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 
 from fdbcore import errors, naming
+from fdbcore.backup_encryption import metadata_for
 from fdbcore.catalog import LOG_CHECKSUM_ALGORITHM, MUTATION_LOG_PARTITIONED, encode_partition_map
-from fdbcore.formats.properties import EncryptionMetadata, format_version_property
+from fdbcore.formats.properties import format_version_property
 from workers import trace
 from workers.backup import planning
 from workers.backup.job import ACTIVE_STATES, BackupJob, BackupState, Phase, view
@@ -40,12 +41,12 @@ def start(ctx: Context, uid: str) -> bool:
     if job.state != BackupState.SUBMITTED:
         return job.state in ACTIVE_STATES
     driver = ctx.cluster(job.cluster_file)
-    container = ctx.container(job.url, job.credential_files)
+    container = ctx.container(job)
     parts = planning.choose_partitions(job.ranges, driver.shard_map())
     saved = {tag: driver.start_log_capture(job.capture_id(tag), p.ranges) for tag, p in enumerate(parts)}
     container.create()
     container.write(naming.property_path(naming.MUTATION_LOG_TYPE), format_version_property(MUTATION_LOG_PARTITIONED))
-    container.write(naming.property_path(naming.ENCRYPTION_METADATA), EncryptionMetadata().to_json())
+    container.write(naming.property_path(naming.ENCRYPTION_METADATA), metadata_for(job.encryption).to_json())
     container.write(naming.property_path(naming.LOG_CHECKSUMS), LOG_CHECKSUM_ALGORITHM)
     container.write(
         naming.property_path(naming.LOG_PARTITION_MAP),

@@ -149,7 +149,7 @@ def log_round(ctx: Context, uid: str, round_no: int) -> RoundOutcome:
             return RoundOutcome(None)
         finishing = job.stop_when_done and view(ctx.backups, job).snapshot_finished
         driver = ctx.cluster(job.cluster_file)
-        container = ctx.container(job.url, job.credential_files)
+        container = ctx.container(job)
         span = int(MAX_LOG_SPAN_SECONDS * 1_000_000)
         for tag in range(len(job.partitions)):
             flush_partition(driver, container, ctx.backups, job, tag, force=finishing, max_span_versions=span)

@@ -102,7 +102,7 @@ def rangefile_task(ctx: Context, uid: str, seq: int, index: int) -> None:
     snap = record.get()
     files = rangefile.write_range_files(
         ctx.cluster(job.cluster_file),
-        ctx.container(job.url, job.credential_files),
+        ctx.container(job),
         snap.tasks[index],
         snap.version,
         index,
@@ -134,7 +134,7 @@ def finish_rangefile(ctx: Context, uid: str, seq: int) -> None:
     if (snap := _running(job, seq, record)) is None:
         return
     results = ctx.backups.results(uid, f"rangefile:{seq}")
-    container = ctx.container(job.url, job.credential_files)
+    container = ctx.container(job)
     failures = [r["error"]["message"] for r in results.values() if "error" in r]
     if failures:
         raise errors.BackupError(f"range-file snapshot failed: {failures[0]}")
@@ -167,7 +167,7 @@ def rangefile_snapshot_failed(ctx: Context, uid: str, seq: int, exc: errors.FDBE
 
 def _delete_orphans(ctx: Context, job: BackupJob, snap: RangeFileSnapshot, keep: set[str]) -> None:
     """Range files of this snapshot that no manifest names (left by crashed or duplicate tasks)."""
-    container = ctx.container(job.url, job.credential_files)
+    container = ctx.container(job)
     for info in list(container.list(naming.snapshot_folder(snap.version) + "/")):
         if info.path not in keep:
             container.delete(info.path)
@@ -192,7 +192,7 @@ def bulkdump_task(ctx: Context, uid: str, seq: int, index: int) -> None:
             ctx, uid, name, index, errors.BackupBulkdumpTimeout(f"BulkDump of {piece} passed its deadline"), "bulkdump"
         )
         return
-    container = ctx.container(job.url, job.credential_files)
+    container = ctx.container(job)
     try:
         batches = bulkdump.dump_piece(
             ctx.cluster(job.cluster_file),
@@ -203,6 +203,7 @@ def bulkdump_task(ctx: Context, uid: str, seq: int, index: int) -> None:
             piece,
             remaining,
             content_check=ctx.settings.verify_dump_content,
+            encryption=job.encryption,
         )
     except Exception as raised:
         exc = errors.ensure_fdb_error(raised)
@@ -233,7 +234,7 @@ def finish_bulkdump(ctx: Context, uid: str, seq: int) -> None:
         return
     results = ctx.backups.results(uid, f"bulkdump:{seq}")
     failures = [r["error"] for r in results.values() if "error" in r]
-    container = ctx.container(job.url, job.credential_files)
+    container = ctx.container(job)
     if failures:
         code = errors.BackupBulkdumpTimeout.code
         timed_out = any(f["code"] in (code, errors.TimedOut.code) for f in failures)

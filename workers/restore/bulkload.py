@@ -14,6 +14,7 @@ from typing import Any
 from fdbcore import bulkdump_dataset as ds
 from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.container.base import BackupContainer
+from fdbcore.encryption import EncryptionSettings
 from fdbcore.formats.bulkdump_manifest import JobManifestEntry
 from fdbcore.keys import KeyRange, VersionedRange
 from workers import codecs
@@ -78,6 +79,7 @@ def load_group(
     rewrite: Rewrite,
     lock_owner: str,
     timeout: float | None,
+    encryption: EncryptionSettings | None = None,
 ) -> list[LoadedPart]:
     """BulkLoad the group's part of each restore range (one call per contiguous part)."""
     ordered = sorted(entries, key=lambda e: e.begin_key)
@@ -99,6 +101,7 @@ def load_group(
             remove_prefix=rewrite.remove,
             lock_owner=lock_owner,
             timeout=timeout,
+            encryption=encryption,
         )
         whole = part == KeyRange(used[0].begin_key, used[-1].end_key)
         out.append(LoadedPart(part, res.keys_loaded, res.bytes_loaded, res.files_ingested, whole, manifests))

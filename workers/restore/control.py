@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from fdbcore import errors, naming
 from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.container import BackupContainer
+from fdbcore.encryption import EncryptionSettings
 from fdbcore.keys import KeyRange, normalize_ranges, printable
 from fdbcore.modes import RestoreMode
+from workers.encryption import encryption_fields
 from workers.restore import plan as restore_plan
 from workers.restore.job import ACTIVE_STATES, RestoreJob, RestoreState, Rewrite
 from workers.restore.lifecycle import check_destination_empty, release
@@ -28,6 +30,8 @@ class RestoreRequest:
     ranges: list[KeyRange]
     rewrite: Rewrite
     credential_files: Sequence[str] = ()
+    #: The backup's file-level encryption (None: it is plain).
+    encryption: EncryptionSettings | None = None
 
 
 def check(container: BackupContainer, driver: ClusterDriver, req: RestoreRequest) -> RestorePlan:
@@ -50,6 +54,7 @@ def submit(store: JobStore[RestoreJob], req: RestoreRequest, plan: RestorePlan) 
     store.put_document(uid, "plan", plan.to_json())
     job = RestoreJob(
         **job_identity(uid, req.tag, req.url, req.cluster_file, req.credential_files),
+        **encryption_fields(req.encryption),
         mode=req.mode,
         target_version=plan.target_version,
         ranges=normalize_ranges(req.ranges),

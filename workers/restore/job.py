@@ -8,7 +8,8 @@ from enum import StrEnum
 from fdbcore import errors
 from fdbcore.keys import USER_END, KeyRange, strinc
 from fdbcore.modes import RestoreMode
-from workers.record import Record, keyed
+from workers.encryption import EncryptedJob
+from workers.record import keyed
 
 
 class RestoreState(StrEnum):
@@ -69,7 +70,7 @@ class Rewrite:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RestoreJob(Record):
+class RestoreJob(EncryptedJob):
     """``fdbbr:restore:<uid>``; the files it reads are in its :class:`~workers.restore.plan.RestorePlan`."""
 
     uid: str

@@ -25,7 +25,7 @@ def replay_task(ctx: Context, uid: str, stream: int) -> bool:
         return True
     plan = plan_of(ctx, uid)
     files = plan.streams[stream]
-    container = ctx.container(job.url, job.credential_files)
+    container = ctx.container(job)
     read = replay.partition_stream if replay.key_partitioned(files) else replay.merged_stream
     rep = replay.Replayer(
         ctx.cluster(job.cluster_file),

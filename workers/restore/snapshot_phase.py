@@ -34,7 +34,7 @@ def verify_task(ctx: Context, uid: str, index: int) -> None:
     if not job.active or str(index) in ctx.restores.results(uid, "verify"):
         return
     plan = plan_of(ctx, uid)
-    counts = _verify_unit(ctx.container(job.url, job.credential_files), plan, plan.verify_units[index])
+    counts = _verify_unit(ctx.container(job), plan, plan.verify_units[index])
     ctx.restores.put_result(uid, "verify", str(index), counts)
 
 
@@ -86,7 +86,7 @@ def rangefile_task(ctx: Context, uid: str, index: int) -> None:
     try:
         blocks, written = rangefile.restore_file(
             ctx.cluster(job.cluster_file),
-            ctx.container(job.url, job.credential_files),
+            ctx.container(job),
             ref,
             job.ranges,
             job.rewrite,
@@ -121,7 +121,15 @@ def bulkload_task(ctx: Context, uid: str, index: int) -> None:
     ctx.restores.put_result(uid, "bulkload_started", str(index), time.time())
     try:
         parts = bulkload.load_group(
-            driver, job.url, plan.bulkdump_job_id, entries, job.ranges, job.rewrite, job.lock_owner, timeout=None
+            driver,
+            job.url,
+            plan.bulkdump_job_id,
+            entries,
+            job.ranges,
+            job.rewrite,
+            job.lock_owner,
+            timeout=None,
+            encryption=job.encryption,
         )
     except Exception as raised:
         exc = errors.ensure_fdb_error(raised)

@@ -1,4 +1,6 @@
-"""The BackupContainer contract, run against every backend (``file://`` and S3 through moto).
+"""The BackupContainer contract, run against every backend (``file://`` and S3 through moto), and
+against the encrypting wrapper over each (file-level encryption with 1000-byte blocks, so reads,
+writes and transfers cross block boundaries everywhere).
 
 A backend belongs in :func:`container` once it passes this file unchanged.
 """
@@ -15,19 +17,24 @@ from pathlib import Path
 import pytest
 
 from fdbcore.container import BackupContainer, open_container
+from fdbcore.encryption import EncryptionKey, FileCipher
 from fdbcore.errors import ClientInvalidOperation, FDBError, FileNotFound
 
 MiB = 1 << 20
 
 
-@pytest.fixture(params=["file", "s3"])
+def _cipher(kind: str) -> FileCipher | None:
+    return FileCipher(EncryptionKey(os.urandom(32)), 1000) if kind.endswith("-encrypted") else None
+
+
+@pytest.fixture(params=["file", "s3", "file-encrypted", "s3-encrypted"])
 def container(request: pytest.FixtureRequest, tmp_path: Path) -> BackupContainer:
     """A created, empty container of each kind."""
-    if request.param == "file":
+    if request.param.startswith("file"):
         url = f"file://{tmp_path}/container"
     else:
         url = request.getfixturevalue("blobstore_url")
-    c = open_container(url)
+    c = open_container(url, cipher=_cipher(request.param))
     c.create()
     return c
 
@@ -36,13 +43,14 @@ def container(request: pytest.FixtureRequest, tmp_path: Path) -> BackupContainer
 def broken(request: pytest.FixtureRequest, tmp_path: Path, container: BackupContainer) -> BackupContainer:
     """A container of the same kind whose storage fails: a root that is a regular file, or an S3
     endpoint that answers every request with HTTP 500."""
+    cipher = _cipher(request.node.callspec.params["container"])
     if container.url.startswith("file://"):
         root = tmp_path / "not-a-directory"
         root.write_bytes(b"x")
-        return open_container(f"file://{root}")
+        return open_container(f"file://{root}", cipher=cipher)
     proxy = request.getfixturevalue("s3_fault_proxy")
     proxy.fail(-1, status=500)
-    return open_container(proxy.url(request.getfixturevalue("s3_bucket"), params="rt=2"))
+    return open_container(proxy.url(request.getfixturevalue("s3_bucket"), params="rt=2"), cipher=cipher)
 
 
 def _paths(c: BackupContainer, prefix: str = "") -> list[str]:

@@ -18,6 +18,7 @@ from fdbcore.container.url import (
     parse_url,
     redact_url,
     start_backup_url,
+    without_secret,
 )
 from fdbcore.errors import BackupInvalidUrl, BucketNotInUrl, FDBError
 
@@ -280,6 +281,12 @@ def test_redaction_keeps_what_is_not_secret() -> None:
     assert redact_url("blobstore://@host/n?bucket=b") == "blobstore://@host/n?bucket=b"
     assert redact_url("blobstore://AKID@host/n?bucket=b") == "blobstore://AKID@host/n?bucket=b"
     assert redact_url("file:///a:b@c") == "file:///a:b@c"
+
+
+def test_stored_urls_lose_their_secret_and_token_but_keep_the_key() -> None:
+    assert without_secret("blobstore://AKID:s/x:tok@host:1/n?bucket=b") == "blobstore://AKID@host:1/n?bucket=b"
+    for kept in ("blobstore://AKID@host/n?bucket=b", "blobstore://@host/n?bucket=b", "file:///a:b@c"):
+        assert without_secret(kept) == kept
 
 
 def test_equal_urls_compare_equal_whatever_their_spelling() -> None:

@@ -47,6 +47,16 @@ def test_encryption_metadata_exact_text() -> None:
     )
 
 
+def test_encrypted_backups_record_the_tagged_format_version() -> None:
+    """FDB's planned format-version property (#13751): 2 = blocks with GCM tags; absent = written before."""
+    tagged = EncryptionMetadata(True, 1048576, 2)
+    assert tagged.to_json() == b'{"is_encryption_enabled":true,"encryption_block_size":1048576,"format_version":2}'
+    assert parse_encryption_metadata(tagged.to_json()) == tagged
+    assert (
+        parse_encryption_metadata(b'{"is_encryption_enabled":true,"encryption_block_size":4096}').format_version is None
+    )
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -59,6 +69,8 @@ def test_encryption_metadata_exact_text() -> None:
         b'{"is_encryption_enabled":false,"encryption_block_size":4096}',
         b'{"is_encryption_enabled":true,"encryption_block_size":0}',
         b'{"is_encryption_enabled":true,"encryption_block_size":4294967296}',
+        b'{"is_encryption_enabled":true,"encryption_block_size":4096,"format_version":"2"}',
+        b'{"is_encryption_enabled":false,"encryption_block_size":0,"format_version":2}',
     ],
 )
 def test_encryption_metadata_validation(data: bytes) -> None:
