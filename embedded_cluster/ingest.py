@@ -74,6 +74,8 @@ class Ingest:
         with store.commit_lock:
             if held:
                 held.check_writes(lock_owner, lambda b, e: range.intersects(KeyRange(b, e)))
+            if lock_owner is not None:  # still: a load that outlived its job's lock must not land
+                held.check_held(range, lock_owner)
             replaced = distributor.bytes_by_shard(range)
             wb = store.batch()
             wb.delete_range(range.begin, range.end)
