@@ -1,17 +1,19 @@
 """A restore's life around its two phases: start (lock and check the destination), finish, failure.
 
-Pipeline: ``start`` -> verify every file -> snapshot phase (:mod:`.snapshot_phase`: range files, or
-prerequisites -> BulkLoad) -> ``snapshot_done`` -> log replay per stream (:mod:`.log_phase`) ->
-``finish``. The destination ranges are locked (owner ``restore:<uid>``) from ``start`` until the end.
-A failure that retrying cannot fix aborts the restore with its named error; success is declared
-only after every range and every log stream is accounted for.
+Pipeline: ``start`` -> verify every file -> prerequisites -> old contents set aside and the ranges
+cleared (:mod:`.replacement`) -> snapshot phase (:mod:`.snapshot_phase`: range files or BulkLoad) ->
+``snapshot_done`` -> log replay per stream (:mod:`.log_phase`) -> ``finish``. The destination ranges
+are locked (owner ``restore:<uid>``) from ``start`` until the end; other ranges keep serving. A failure
+that retrying cannot fix aborts the restore with its named error and sends its rollback (the old
+contents back, the ranges released); success is declared only after every range and every log
+stream is accounted for.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -29,6 +31,10 @@ from workers.state import PREFIX, ErrorRecord, lease
 
 #: URLs whose BulkLoad restore failed, so a later range-file restore of them counts as a fallback.
 FAILED_BULKLOAD_URLS = "fdbbr:restore:failed_bulkload_urls"
+
+#: Sends an aborted restore's rollback (:func:`workers.restore.replacement.rollback`) to the fleet.
+#: ``tasks.restore`` sets it; workers import no Celery. Unset, the rollback waits for ``fdbrestore abort``.
+send_rollback: Callable[[str], None] | None = None
 
 
 def load(ctx: Context, uid: str) -> RestoreJob:
@@ -63,7 +69,8 @@ def snapshot_fence_key(uid: str) -> bytes:
 
 
 def check_destination_empty(driver: ClusterDriver, ranges: Sequence[KeyRange]) -> None:
-    """A range-file restore writes into empty ranges only (FDB's ``restore_destination_not_empty``)."""
+    """A range-file restore of the whole database writes into an empty one only (FDB's
+    ``restore_destination_not_empty``); a restore of chosen ranges (``-k``) replaces what they hold."""
     version = driver.get_read_version()
     for r in ranges:
         found = driver.get_range(r.begin, r.end, version, limit=1)
@@ -103,9 +110,11 @@ def start(ctx: Context, uid: str) -> Dispatch | None:
         for r in job.dest_ranges:
             driver.lock_range(r, job.lock_owner)
         driver.commit([set_value(snapshot_fence_key(uid), b"")], lock_owner=job.lock_owner)
-        if job.mode == RestoreMode.RANGEFILE:
+        if job.mode == RestoreMode.RANGEFILE and job.whole_database:
             check_destination_empty(driver, job.dest_ranges)  # again, now that the ranges are locked
-        record.compare_and_set("state", [RestoreState.STARTING], RestoreState.RUNNING)
+        if not record.compare_and_set("state", [RestoreState.STARTING], RestoreState.RUNNING):
+            release(driver, job)  # aborted while it locked: the rollback may have passed already
+            return None
         record.update(snapshot_phase=PhaseState.IN_PROGRESS, started_at=time.time())
         return Dispatch(job.mode, len(plan.verify_units))
 
@@ -116,24 +125,29 @@ def mark_dispatched(ctx: Context, uid: str) -> None:
 
 
 def fail(ctx: Context, uid: str, err: errors.FDBError, phase: str) -> None:
-    """Abort the restore with ``err``: record it, release the destination."""
-    ctx.restores.add_error(uid, ErrorRecord.from_error(phase, err))
+    """Abort the restore with ``err``: record it, send the rollback. An error of a restore already
+    over (a late copy of one of its tasks, shut out by the rollback) changes nothing."""
     job = load(ctx, uid)
-    if job.mode == RestoreMode.BULKLOAD and job.active and job.snapshot_phase != PhaseState.COMPLETE:
+    if not job.active:
+        return
+    ctx.restores.add_error(uid, ErrorRecord.from_error(phase, err))
+    if job.mode == RestoreMode.BULKLOAD and job.snapshot_phase != PhaseState.COMPLETE:
         metrics.BULKLOAD_RESTORES.labels("failed").inc()
         ctx.redis.sadd(FAILED_BULKLOAD_URLS, job.url_display)
     trace.event("RestoreFailed", trace.SEV_WARN_ALWAYS, RestoreUID=uid, Phase=phase, Error=err.name, Code=err.code)
-    if ctx.restores.job(uid).compare_and_set("state", ACTIVE_STATES, RestoreState.ABORTED):
-        release(ctx.cluster(job.cluster_file), job)
+    if ctx.restores.job(uid).compare_and_set("state", ACTIVE_STATES, RestoreState.ABORTED) and send_rollback:
+        send_rollback(uid)
 
 
 def release(driver: ClusterDriver, job: RestoreJob) -> None:
-    """Release the destination: the restore's own system keys (fence, replay positions), then its lock."""
+    """Release the destination: the restore's own system keys (fence, replay positions, the old
+    contents set aside), then its lock, whichever of its owners holds it."""
     marks = replay.markers_range(job.uid)
-    driver.commit([clear_range(marks.begin, marks.end)], lock_owner=job.lock_owner)
+    driver.commit([clear_range(marks.begin, marks.end)])
     for r in job.dest_ranges:
-        with contextlib.suppress(errors.RangeUnlockReject):  # never locked, or already released
-            driver.unlock_range(r, job.lock_owner)
+        for owner in (job.lock_owner, job.abort_owner):
+            with contextlib.suppress(errors.RangeUnlockReject):  # never locked, or held by the other owner
+                driver.unlock_range(r, owner)
 
 
 def chord_failed(ctx: Context, uid: str, phase: str) -> None:
