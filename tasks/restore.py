@@ -54,7 +54,7 @@ def prepare(self: Task[Any, Any], uid: str) -> None:
     """Set the destination ranges' old contents aside and clear them; then the snapshot phase."""
     ctx = context()
     failed = partial(lifecycle.fail, ctx, uid, phase="prepare")
-    dispatch = retry.run(self, replacement.prepare, ctx, uid, on_failure=failed)
+    dispatch = retry.run(self, lifecycle.prepare, ctx, uid, on_failure=failed)
     if dispatch == "again":
         raise self.replace(prepare.si(uid))
     if dispatch is None:
@@ -115,7 +115,7 @@ def rollback(self: Task[Any, Any], uid: str) -> None:
     lease_ms = int(ctx.settings.task_time_limit * 1000)
     budget = replacement.budget_seconds(ctx.settings)
     driver = ctx.cluster(ctx.restores.get(uid).cluster_file)
-    if not retry.run(self, replacement.rollback, ctx.restores, driver, uid, lease_ms, budget):
+    if not retry.run(self, lifecycle.rollback, ctx.restores, driver, uid, lease_ms, budget):
         raise self.replace(rollback.si(uid))
 
 

@@ -11,8 +11,8 @@ from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.container import BackupContainer
 from fdbcore.keys import USER_KEYS, KeyRange, key_after, normalize_ranges, printable
 from fdbcore.modes import RestoreMode
+from workers.restore import lifecycle, replacement
 from workers.restore import plan as restore_plan
-from workers.restore import replacement
 from workers.restore.job import ACTIVE_STATES, RestoreJob, RestoreState, Rewrite
 from workers.restore.lifecycle import check_destination_empty
 from workers.restore.plan import RestorePlan
@@ -119,7 +119,7 @@ def abort(store: JobStore[RestoreJob], driver: ClusterDriver, tag: str, lease_ms
     store.job(job.uid).compare_and_set("state", ACTIVE_STATES, RestoreState.ABORTED)
     while True:
         try:
-            if replacement.rollback(store, driver, job.uid, lease_ms, replacement.BUDGET_SECONDS):
+            if lifecycle.rollback(store, driver, job.uid, lease_ms, replacement.BUDGET_SECONDS):
                 return store.get(job.uid)
         except errors.Retry:  # an agent is rolling it back
             time.sleep(ROLLBACK_POLL_SECONDS)

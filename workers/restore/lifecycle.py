@@ -11,23 +11,24 @@ stream is accounted for.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 from fdbcore import errors
 from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.keys import KeyRange, printable
 from fdbcore.modes import RestoreMode
-from fdbcore.mutations import clear_range, set_value
+from fdbcore.mutations import set_value
 from workers import metrics, trace
 from workers.context import Context
-from workers.restore import replay
+from workers.restore import replacement, replay
 from workers.restore.job import ACTIVE_STATES, PhaseState, RestoreJob, RestoreState
 from workers.restore.plan import RestorePlan
-from workers.state import PREFIX, ErrorRecord, lease
+from workers.restore.replacement import release
+from workers.state import PREFIX, ErrorRecord, JobStore, lease
 
 #: URLs whose BulkLoad restore failed, so a later range-file restore of them counts as a fallback.
 FAILED_BULKLOAD_URLS = "fdbbr:restore:failed_bulkload_urls"
@@ -119,6 +120,49 @@ def start(ctx: Context, uid: str) -> Dispatch | None:
         return Dispatch(job.mode, len(plan.verify_units))
 
 
+def prepare(ctx: Context, uid: str) -> Dispatch | Literal["again"] | None:
+    """Set the destination ranges' old contents aside and clear the ranges (:mod:`.replacement`);
+    then the snapshot phase may start (its Dispatch). ``"again"``: the time budget ran out, run a
+    fresh copy; None: the restore is over."""
+    job = load(ctx, uid)
+    if not job.active:
+        return None
+    ttl_ms = int(ctx.settings.task_time_limit * 1000)
+    with lease(ctx.redis, f"{PREFIX}:restore:{uid}:preparelease", ttl_ms) as held:
+        if not held:
+            raise errors.Retry(f"another copy of the preparation of restore {uid} is running")
+        if not job.ranges_cleared:
+            driver = ctx.cluster(job.cluster_file)
+            deadline = time.monotonic() + replacement.budget_seconds(ctx.settings)
+            copied = replacement.set_aside(driver, uid, job.dest_ranges, job.lock_owner, deadline)
+            if copied is None or not replacement.clear(driver, uid, job.dest_ranges, job.lock_owner, deadline):
+                return "again"
+            ctx.restores.job(uid).update(aside_keys=copied[0], aside_bytes=copied[1], ranges_cleared=True)
+        return Dispatch(job.mode, plan_of(ctx, uid).snapshot_tasks)
+
+
+def rollback(store: JobStore[RestoreJob], driver: ClusterDriver, uid: str, lease_ms: int, budget: float) -> bool:
+    """After an abort: shut the restore's writers out, put the old contents back, release the ranges.
+
+    True once done (or nothing to do); False when ``budget`` seconds ran out (call again). Runs in a
+    ``restore.rollback`` task after a failure and in ``fdbrestore abort``; a lease keeps it to one copy.
+    """
+    job = store.get(uid)
+    if job.state != RestoreState.ABORTED or job.rollback == PhaseState.COMPLETE:
+        return True
+    with lease(store.client, f"{PREFIX}:restore:{uid}:rollbacklease", lease_ms) as held:
+        if not held:
+            raise errors.Retry(f"another copy of the rollback of restore {uid} is running")
+        store.job(uid).compare_and_set("rollback", [PhaseState.NOT_STARTED], PhaseState.IN_PROGRESS)
+        touched = replacement.touched(driver, uid)
+        replacement.take_over(driver, job, block_reads=touched)
+        if not replacement.put_back(driver, uid, job.dest_ranges, job.abort_owner, time.monotonic() + budget):
+            return False
+        release(driver, job)
+        store.job(uid).update(rollback=PhaseState.COMPLETE, ranges_cleared=touched)
+        return True
+
+
 def mark_dispatched(ctx: Context, uid: str) -> None:
     """The verify chord is sent: a redelivered ``restore.start`` has nothing left to do."""
     ctx.restores.job(uid).update(snapshot_dispatched=True)
@@ -137,17 +181,6 @@ def fail(ctx: Context, uid: str, err: errors.FDBError, phase: str) -> None:
     trace.event("RestoreFailed", trace.SEV_WARN_ALWAYS, RestoreUID=uid, Phase=phase, Error=err.name, Code=err.code)
     if ctx.restores.job(uid).compare_and_set("state", ACTIVE_STATES, RestoreState.ABORTED) and send_rollback:
         send_rollback(uid)
-
-
-def release(driver: ClusterDriver, job: RestoreJob) -> None:
-    """Release the destination: the restore's own system keys (fence, replay positions, the old
-    contents set aside), then its lock, whichever of its owners holds it."""
-    marks = replay.markers_range(job.uid)
-    driver.commit([clear_range(marks.begin, marks.end)])
-    for r in job.dest_ranges:
-        for owner in (job.lock_owner, job.abort_owner):
-            with contextlib.suppress(errors.RangeUnlockReject):  # never locked, or held by the other owner
-                driver.unlock_range(r, owner)
 
 
 def chord_failed(ctx: Context, uid: str, phase: str) -> None:

@@ -238,6 +238,25 @@ def test_abort_puts_the_old_contents_back(rig: Rig) -> None:
     assert "State: aborted" in status and "Ranges: as before the restore" in status, status
 
 
+def test_abort_while_the_restore_takes_its_lock(rig: Rig) -> None:
+    """Aborted before it changed anything: the range is untouched, and the lock the restore was still
+    taking is released (the restore finds itself aborted once it has it)."""
+    old = put_stale(rig.dest, dest_range(b""))
+    rig.dest.driver.inject_fault("lock_range", dest_range(b""), "stall", stall_seconds=2.0)
+    started = time.monotonic()
+    tag = rig.tag()
+    res = run(rig.fleet, rig.restore_args("rangefile", b"", tag))
+    assert res.returncode == 0, res.stderr
+    wait_until(
+        "the restore to take its lock", lambda: (j := restore_job(rig.fleet, tag)) and j.state.value == "starting"
+    )
+    aborted = run(rig.fleet, ["fdbrestore", "abort", "-t", tag])
+    assert aborted.stdout.splitlines()[-1] == "Ranges: as before the restore (it had not changed them)", aborted.stdout
+    time.sleep(max(0.0, started + 3.0 - time.monotonic()))  # the stalled lock is taken meanwhile
+    wait_until("the stalled lock to be released", lambda: rig.dest.driver.status().locks == [], timeout=30)
+    assert read_range(rig.dest.driver, dest_range(b"")) == old
+
+
 def test_failed_restore_rolls_back_by_itself(rig: Rig) -> None:
     old = put_stale(rig.dest, dest_range(b"p/"))
     rig.dest.driver.inject_fault("bulk_load", dest_range(b"p/"), "fail", times=20)
