@@ -108,6 +108,10 @@ def finish(self: Task[Any, Any], uid: str) -> None:
     retry.run(self, lifecycle.finish, context(), uid)
 
 
+#: Retries of a rollback that finds its restore still active before it concludes no abort is coming.
+ROLLBACK_EARLY_RETRIES = 5
+
+
 @app.task(name="restore.rollback", queue="restore", bind=True)
 def rollback(self: Task[Any, Any], uid: str) -> None:
     """After an abort: put the destination ranges' old contents back and release them."""
@@ -115,7 +119,12 @@ def rollback(self: Task[Any, Any], uid: str) -> None:
     lease_ms = int(ctx.settings.task_time_limit * 1000)
     budget = replacement.budget_seconds(ctx.settings)
     driver = ctx.cluster(ctx.restores.get(uid).cluster_file)
-    if not retry.run(self, lifecycle.rollback, ctx.restores, driver, uid, lease_ms, budget):
+    done = retry.run(self, lifecycle.rollback, ctx.restores, driver, uid, lease_ms, budget)
+    if done is None:  # not aborted yet
+        if self.request.retries >= ROLLBACK_EARLY_RETRIES:
+            return  # the failure that sent it was not the end of the restore (its task ran again)
+        raise self.retry(countdown=retry.backoff(self.request.retries, ctx.settings.retry_backoff_max))
+    if not done:
         raise self.replace(rollback.si(uid))
 
 

@@ -123,3 +123,5 @@ def abort(store: JobStore[RestoreJob], driver: ClusterDriver, tag: str, lease_ms
                 return store.get(job.uid)
         except errors.Retry:  # an agent is rolling it back
             time.sleep(ROLLBACK_POLL_SECONDS)
+        if store.get(job.uid).active:  # the abort above did not land: never loop on it
+            raise errors.RestoreError(f"restore {job.uid} could not be aborted")

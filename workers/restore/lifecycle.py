@@ -33,8 +33,8 @@ from workers.state import PREFIX, ErrorRecord, JobStore, lease
 #: URLs whose BulkLoad restore failed, so a later range-file restore of them counts as a fallback.
 FAILED_BULKLOAD_URLS = "fdbbr:restore:failed_bulkload_urls"
 
-#: Sends an aborted restore's rollback (:func:`workers.restore.replacement.rollback`) to the fleet.
-#: ``tasks.restore`` sets it; workers import no Celery. Unset, the rollback waits for ``fdbrestore abort``.
+#: Sends a failing restore's :func:`rollback` to the fleet (``tasks.restore`` sets it: workers import
+#: no Celery). Unset, the rollback waits for ``fdbrestore abort``.
 send_rollback: Callable[[str], None] | None = None
 
 
@@ -138,16 +138,21 @@ def prepare(ctx: Context, uid: str) -> Dispatch | Literal["again"] | None:
             if copied is None or not replacement.clear(driver, uid, job.dest_ranges, job.lock_owner, deadline):
                 return "again"
             ctx.restores.job(uid).update(aside_keys=copied[0], aside_bytes=copied[1], ranges_cleared=True)
+            trace.event("RestoreRangesSetAside", RestoreUID=uid, Keys=copied[0], Bytes=copied[1])
         return Dispatch(job.mode, plan_of(ctx, uid).snapshot_tasks)
 
 
-def rollback(store: JobStore[RestoreJob], driver: ClusterDriver, uid: str, lease_ms: int, budget: float) -> bool:
+def rollback(store: JobStore[RestoreJob], driver: ClusterDriver, uid: str, lease_ms: int, budget: float) -> bool | None:
     """After an abort: shut the restore's writers out, put the old contents back, release the ranges.
 
     True once done (or nothing to do); False when ``budget`` seconds ran out (call again). Runs in a
     ``restore.rollback`` task after a failure and in ``fdbrestore abort``; a lease keeps it to one copy.
+    None while the restore is still active: a failure sends its rollback just before it aborts the
+    restore, so the rollback may run first (or the failing task may run again and succeed).
     """
     job = store.get(uid)
+    if job.active:
+        return None
     if job.state != RestoreState.ABORTED or job.rollback == PhaseState.COMPLETE:
         return True
     with lease(store.client, f"{PREFIX}:restore:{uid}:rollbacklease", lease_ms) as held:
@@ -160,6 +165,7 @@ def rollback(store: JobStore[RestoreJob], driver: ClusterDriver, uid: str, lease
             return False
         release(driver, job)
         store.job(uid).update(rollback=PhaseState.COMPLETE, ranges_cleared=touched)
+        trace.event("RestoreRolledBack", RestoreUID=uid, OldContentsPutBack=touched)
         return True
 
 
@@ -179,8 +185,9 @@ def fail(ctx: Context, uid: str, err: errors.FDBError, phase: str) -> None:
         metrics.BULKLOAD_RESTORES.labels("failed").inc()
         ctx.redis.sadd(FAILED_BULKLOAD_URLS, job.url_display)
     trace.event("RestoreFailed", trace.SEV_WARN_ALWAYS, RestoreUID=uid, Phase=phase, Error=err.name, Code=err.code)
-    if ctx.restores.job(uid).compare_and_set("state", ACTIVE_STATES, RestoreState.ABORTED) and send_rollback:
+    if send_rollback is not None:  # before the abort: a worker dying in between leaves the rollback queued
         send_rollback(uid)
+    ctx.restores.job(uid).compare_and_set("state", ACTIVE_STATES, RestoreState.ABORTED)
 
 
 def chord_failed(ctx: Context, uid: str, phase: str) -> None:
