@@ -35,7 +35,7 @@ from fdbcore.keys import KeyRange, printable
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
 from tests.fixtures.redis import RedisServer, free_port
-from tests.support.live import PhaseStats, Workload
+from tests.support.live import PhaseStats, Workload, percentile
 
 BIN = Path(sys.executable).parent
 BULKLOAD_KNOBS = {"shard_encode_location_metadata": 1, "enable_read_lock_on_range": 1}
@@ -52,6 +52,8 @@ class Run:
     live: bool
     seconds: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    #: Each restore phase's start and end (unix time), to place the workload's operations in them.
+    phase_windows: dict[str, tuple[float, float]] = field(default_factory=dict)
     exact: bool = False
     set_aside_keys: int = 0
     workload: dict[str, PhaseStats] = field(default_factory=dict)
@@ -124,11 +126,14 @@ def restore(env: dict[str, str], url: str, dest: EmbeddedCluster, method: str, t
     [doc] = json.loads(cli(env, "fdbrestore", "status", "-t", tag, "--json"))
     t = doc["Times"]
     out.seconds = t["completed_at"] - t["created_at"]
-    out.phase_seconds = {
-        "verify": t["verified_at"] - t["started_at"],
-        "set aside + snapshot": t["snapshot_done_at"] - t["verified_at"],
-        "log replay": t["completed_at"] - t["snapshot_done_at"],
+    out.phase_windows = {
+        "queued + start": (t["created_at"], t["started_at"]),
+        "verify": (t["started_at"], t["verified_at"]),
+        "set aside + clear": (t["verified_at"], t["prepared_at"]),
+        "snapshot (load)": (t["prepared_at"], t["snapshot_done_at"]),
+        "log replay + finish": (t["snapshot_done_at"], t["completed_at"]),
     }
+    out.phase_seconds = {name: end - begin for name, (begin, end) in out.phase_windows.items()}
     out.set_aside_keys = doc["OldContentsKeys"]
 
 
@@ -193,8 +198,13 @@ def report(runs: Sequence[Run], args: argparse.Namespace) -> str:
                 f"{method + ' restore: ' + phase:34}{len(s.latencies):8}{s.percentile(50) * 1e3:10.2f}"
                 f"{s.percentile(99) * 1e3:10.2f}{len(s.errors):8}"
             )
+        during_ops = live.workload.get("during", PhaseStats())
+        for phase, (begin, end) in live.phase_windows.items():
+            lat = during_ops.between(begin, end)
+            p50, p99, worst = percentile(lat, 50) * 1e3, percentile(lat, 99) * 1e3, max(lat, default=0) * 1e3
+            lines.append(f"{'  during ' + phase:34}{len(lat):8}{p50:10.2f}{p99:10.2f}{'max ' + f'{worst:.0f}':>12}")
         before = live.workload.get("before", PhaseStats()).percentile(99)
-        during = live.workload.get("during", PhaseStats()).percentile(99)
+        during = during_ops.percentile(99)
         target = "<=3x" if method == "bulkload" else ""
         lines.append(f"{'  p99 during / before':34}{'':8}{during / before if before else 0.0:19.2f}x{target:>9}")
     lines.append("")

@@ -95,6 +95,7 @@ def status_json(job: RestoreJob, started_tasks: int, errors: list[ErrorRecord]) 
             "created_at": job.created_at,
             "started_at": job.started_at,
             "verified_at": job.verified_at,
+            "prepared_at": job.prepared_at,
             "snapshot_done_at": job.snapshot_done_at,
             "completed_at": job.completed_at,
         },

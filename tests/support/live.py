@@ -32,15 +32,25 @@ _ABSENT = None
 @dataclass
 class PhaseStats:
     latencies: list[float] = field(default_factory=list)
+    #: When each operation was due (unix time), to place it among a restore's own phases.
+    due: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     def percentile(self, p: float) -> float:
         """The ``p``-th percentile latency in seconds (0 without operations)."""
-        if not self.latencies:
-            return 0.0
-        if len(self.latencies) == 1:
-            return self.latencies[0]
-        return statistics.quantiles(self.latencies, n=1000, method="inclusive")[max(0, int(p * 10) - 1)]
+        return percentile(self.latencies, p)
+
+    def between(self, begin: float, end: float) -> list[float]:
+        """Latencies of the operations due in ``[begin, end)`` (unix time)."""
+        return [lat for at, lat in zip(self.due, self.latencies, strict=True) if begin <= at < end]
+
+
+def percentile(latencies: Sequence[float], p: float) -> float:
+    if not latencies:
+        return 0.0
+    if len(latencies) == 1:
+        return latencies[0]
+    return statistics.quantiles(latencies, n=1000, method="inclusive")[max(0, int(p * 10) - 1)]
 
 
 class Workload:
@@ -114,7 +124,9 @@ class Workload:
                     self._one(self._driver)
                 except errors.FDBError as exc:
                     stats.errors.append(f"{exc.name} ({exc.code}): {exc.message}")
-                stats.latencies.append(time.monotonic() - due)
+                now = time.monotonic()
+                stats.latencies.append(now - due)
+                stats.due.append(time.time() - (now - due))
         finally:
             self._driver.close()
 

@@ -110,6 +110,7 @@ class RestoreJob(Record):
     # --- times
     started_at: float | None = None
     verified_at: float | None = None
+    prepared_at: float | None = None  # the old contents set aside, the ranges cleared
     snapshot_done_at: float | None = None
     completed_at: float | None = None
 

@@ -137,7 +137,9 @@ def prepare(ctx: Context, uid: str) -> Dispatch | Literal["again"] | None:
             copied = replacement.set_aside(driver, uid, job.dest_ranges, job.lock_owner, deadline)
             if copied is None or not replacement.clear(driver, uid, job.dest_ranges, job.lock_owner, deadline):
                 return "again"
-            ctx.restores.job(uid).update(aside_keys=copied[0], aside_bytes=copied[1], ranges_cleared=True)
+            ctx.restores.job(uid).update(
+                aside_keys=copied[0], aside_bytes=copied[1], ranges_cleared=True, prepared_at=time.time()
+            )
             trace.event("RestoreRangesSetAside", RestoreUID=uid, Keys=copied[0], Bytes=copied[1])
         return Dispatch(job.mode, plan_of(ctx, uid).snapshot_tasks)
 
