@@ -1,4 +1,5 @@
-"""A restore's life around its two phases: start (lock and check the destination), finish, failure.
+"""A restore's life around its two phases: start (lock and check the destination), prepare (set the
+destination ranges' old contents aside and clear them), finish, failure and the rollback after it.
 
 Pipeline: ``start`` -> verify every file -> prerequisites -> old contents set aside and the ranges
 cleared (:mod:`.replacement`) -> snapshot phase (:mod:`.snapshot_phase`: range files or BulkLoad) ->
