@@ -14,14 +14,16 @@ from datetime import datetime
 import click
 
 from cli import common, exit_codes
+from cli.fdbtext import format_bytes_human
 from cli.progress import LiveProgress
-from cli.restore_status import NO_RESTORES, full_status_text, progress_text, status_json
+from cli.restore_status import NO_RESTORES, full_status_text, progress_text, rollback_text, status_json
+from config import get_settings
 from fdbcore import errors
 from fdbcore.backup_encryption import encryption_of, unlock
 from fdbcore.cluster import connect
 from fdbcore.container import open_container
 from fdbcore.encryption import EncryptionSettings, read_key_file
-from fdbcore.keys import USER_KEYS, parse_printable
+from fdbcore.keys import USER_KEYS, parse_printable, printable
 from fdbcore.modes import RestoreMode
 from workers.restore import control
 from workers.restore.job import RestoreJob, RestoreState, Rewrite
@@ -141,6 +143,9 @@ def start(
         raise exc
     if dryrun:
         click.echo(f"Backup can be used to restore to version {plan.target_version}")
+        for h in control.holdings(driver, req):
+            if h.keys:
+                click.echo(replaced_text(h))
         return exit_codes.OK
     store = _store()
     uid = control.submit(store, req, plan)
@@ -152,6 +157,13 @@ def start(
         click.echo(f"Restore of tag `{tag}' to version {plan.target_version} was successfully submitted (UID {uid}).")
         return exit_codes.OK
     return _wait(store, tag, verbose=True)
+
+
+def replaced_text(h: control.Holding) -> str:
+    """A dry run's line per destination range that holds data: what the restore would replace."""
+    where = f"Range '{printable(h.range.begin)}'-'{printable(h.range.end)}'"
+    human = f" ({format_bytes_human(h.bytes)})" if h.bytes >= 1024 else ""
+    return f"{where} would be replaced: it holds {h.keys} keys, {h.bytes} bytes{human} now"
 
 
 def _started(store: JobStore[RestoreJob], job: RestoreJob) -> int:
@@ -175,7 +187,7 @@ def _wait(store: JobStore[RestoreJob], tag: str, *, verbose: bool) -> int:
             shown = text
 
     with LiveProgress() as live:
-        job = common.poll(lambda: store.job_for_tag(tag), lambda j: j is None or not j.active, show, 1.0)
+        job = common.poll(lambda: store.job_for_tag(tag), lambda j: j is None or j.settled, show, 1.0)
     if job is None:
         click.echo(f"waitRestore: Tag: {tag}  State: uninitialized")
         return exit_codes.NOT_FOUND
@@ -232,10 +244,12 @@ def abort(cluster_file: str | None, tag: str) -> int:
     store = _store()
     job = store.job_for_tag(tag)
     driver = connect(job.cluster_file if job else common.resolve_cluster_file(cluster_file))
-    job = control.abort(store, driver, tag)
-    if job.state == RestoreState.ABORTED:
+    if job is not None and job.active:
         store.add_error(job.uid, ErrorRecord(time.time(), "abort", "task_interrupted", 2382, "aborted by operator"))
+    job = control.abort(store, driver, tag, get_settings().task_time_limit * 1000)
     click.echo(f"RESTORE_ABORT Tag: {tag}  State: {job.state.value}")
+    if job.state == RestoreState.ABORTED:
+        click.echo(rollback_text(job))
     return exit_codes.OK
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from cli.fdbtext import format_bytes_human
 from fdbcore.keys import printable
 from fdbcore.modes import RestoreMode
-from workers.restore.job import RestoreJob
+from workers.restore.job import PhaseState, RestoreJob, RestoreState
 from workers.state import ErrorRecord
 
 NO_RESTORES = "No restores found.\n\nTo start a restore:\n  fdbrestore start -r <BACKUP_URL> [-t <TAG>]\n"
@@ -34,6 +34,18 @@ def progress_text(job: RestoreJob, started_tasks: int) -> str:
     return text
 
 
+def rollback_text(job: RestoreJob) -> str:
+    """What an aborted restore left in its destination ranges."""
+    if job.rollback != PhaseState.COMPLETE:
+        return (
+            "Ranges: being put back as they were before the restore (locked until then; "
+            "`fdbrestore abort' finishes it if no agent does)"
+        )
+    if job.ranges_cleared:
+        return f"Ranges: as before the restore (its old contents put back: {job.aside_keys} keys)"
+    return "Ranges: as before the restore (it had not changed them)"
+
+
 def full_status_text(job: RestoreJob, started_tasks: int, errors: list[ErrorRecord]) -> str:
     text = progress_text(job, started_tasks) + f"  URL: {job.url_display}"
     for r in job.ranges:
@@ -43,6 +55,10 @@ def full_status_text(job: RestoreJob, started_tasks: int, errors: list[ErrorReco
         f"  Version: {job.target_version}  Snapshot Method: {job.mode.value}"
         f"  Snapshot Phase: {job.snapshot_phase.value}  Mutation Log Phase: {job.log_phase.value}"
     )
+    if job.ranges_cleared:
+        text += f"  Old Contents: {job.aside_keys} keys, {format_bytes_human(job.aside_bytes)} set aside"
+    if job.state == RestoreState.ABORTED:
+        text += "  " + rollback_text(job)
     if errors:
         e = errors[-1]
         text += f"  LastError: '{e.message} ({e.name}, {e.code})' {int(time.time() - e.time)}s ago."
@@ -62,6 +78,10 @@ def status_json(job: RestoreJob, started_tasks: int, errors: list[ErrorRecord]) 
         "SnapshotMethod": job.mode.value,
         "SnapshotPhase": job.snapshot_phase.value,
         "MutationLogPhase": job.log_phase.value,
+        "RangesCleared": job.ranges_cleared,
+        "OldContentsKeys": job.aside_keys,
+        "OldContentsBytes": job.aside_bytes,
+        "Rollback": job.rollback.value,
         "BlocksDone": job.blocks_done,
         "BlocksTotal": job.blocks_total,
         "Files": job.files,
@@ -75,6 +95,7 @@ def status_json(job: RestoreJob, started_tasks: int, errors: list[ErrorRecord]) 
             "created_at": job.created_at,
             "started_at": job.started_at,
             "verified_at": job.verified_at,
+            "prepared_at": job.prepared_at,
             "snapshot_done_at": job.snapshot_done_at,
             "completed_at": job.completed_at,
         },

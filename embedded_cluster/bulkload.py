@@ -37,7 +37,7 @@ from embedded_cluster.cancel import Cancellation, check_flag
 from embedded_cluster.faults import FaultRegistry
 from embedded_cluster.ingest import IngestFile
 from embedded_cluster.knobs import Knobs
-from embedded_cluster.secondary import WorkerPool
+from embedded_cluster.secondary import WorkerPool, range_bytes
 from embedded_cluster.storage import Storage
 from fdbcore import errors, naming
 from fdbcore.cluster.interface import BulkLoadResult
@@ -216,6 +216,11 @@ class BulkLoadService:
                 if not request.lock_owner:
                     self.storage.locks.unlock(dest, BULKLOAD_OWNER)
 
+    def _count(self, ranges: Sequence[KeyRange]) -> list[int]:
+        """Bytes in each range, counted by the worker processes (not in the server's interpreter)."""
+        data_dir = str(self.storage.data_dir)
+        return self.pool.map(range_bytes, [(data_dir, r.begin, r.end) for r in ranges])
+
     @contextmanager
     def _claim(self, dest: KeyRange, what: str) -> Iterator[None]:
         """No two loads into overlapping ranges at once, whatever lock they run under."""
@@ -258,7 +263,7 @@ class BulkLoadService:
                 raise
         files = [s.file for s in staged if s.file is not None]
         cancellation.check(request.what)
-        version = self.storage.ingest.replace(dest, files, lock_owner=owner)
+        version = self.storage.ingest.replace(dest, files, lock_owner=owner, count=self._count)
         result = BulkLoadResult(dest, sum(s.key_count for s in staged), sum(f.bytes for f in files), len(files))
         log.info(
             "%s: %d keys, %d bytes from %d files into %s at version %d",

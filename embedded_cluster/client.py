@@ -245,11 +245,16 @@ class EmbeddedClusterDriver:
 
     # --- range locks ------------------------------------------------------------------------------
 
-    def lock_range(self, range: KeyRange, owner: str) -> None:
-        self._call("LockRange", {"begin": range.begin, "end": range.end, "owner": owner}, idempotent=False)
+    def lock_range(self, range: KeyRange, owner: str, *, block_reads: bool = False) -> None:
+        request = {"begin": range.begin, "end": range.end, "owner": owner, "block_reads": block_reads}
+        self._call("LockRange", request, idempotent=False)
 
     def unlock_range(self, range: KeyRange, owner: str) -> None:
         self._call("UnlockRange", {"begin": range.begin, "end": range.end, "owner": owner}, idempotent=False)
+
+    def transfer_range_lock(self, range: KeyRange, owner: str, new_owner: str) -> None:
+        request = {"begin": range.begin, "end": range.end, "owner": owner, "new_owner": new_owner}
+        self._call("TransferRangeLock", request, idempotent=False)
 
     # --- BulkDump / BulkLoad ----------------------------------------------------------------------
 

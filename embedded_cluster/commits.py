@@ -59,7 +59,7 @@ class Commits:
             record = mvcc.CommitRecord(
                 version, effects.changed_keys(write_points), write_points, effects.write_ranges()
             )
-            if held:
+            if held or lock_owner is not None:
                 held.check_writes(lock_owner, record.wrote_into)
             wb = store.batch()
             self._put_data(wb, effects)

@@ -7,7 +7,7 @@ is what FDB's BulkLoad does too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rocksdict import IngestExternalFileOptions, Rdict, WriteBatch
@@ -20,6 +20,9 @@ from embedded_cluster.store import Store
 from embedded_cluster.wire import pack, unpack
 from fdbcore import errors
 from fdbcore.keys import KeyRange, strinc
+
+#: Bytes (keys plus values) in each of some key ranges, as the database holds them now.
+Count = Callable[[Sequence[KeyRange]], list[int]]
 
 #: ``ingest/<begin>`` -> ``[end]`` in ``meta`` while SST files are being ingested into ``[begin, end)``.
 INGEST_PREFIX = b"ingest/"
@@ -52,7 +55,9 @@ class Ingest:
         """An ingest cut short by a crash is over: whatever it left is the range's content now."""
         wb.delete_range(INGEST_PREFIX, strinc(INGEST_PREFIX), self._store.meta_cf)
 
-    def replace(self, range: KeyRange, files: Sequence[IngestFile], *, lock_owner: str | None) -> int:
+    def replace(
+        self, range: KeyRange, files: Sequence[IngestFile], *, lock_owner: str | None, count: Count | None = None
+    ) -> int:
         """Replace ``range`` with the contents of SST files, bypassing the commit path and the mutation log.
 
         Under the commit lock: clear the range in a commit (bumping the version), then ingest the files
@@ -64,6 +69,9 @@ class Ingest:
         Secondary instances read the version and the data separately from this two-step change, so the
         clearing commit also writes an ingest marker that the marker's removal after the ingest takes
         back; :func:`ingest_pending` tells a secondary to catch up again rather than read in between.
+
+        The shards' byte counts are taken outside the commit lock, by ``count`` (bytes in each of a list
+        of ranges; default: a scan here), so a large load never holds up commits elsewhere.
         """
         if range.empty:
             raise errors.InvalidOptionValue("cannot ingest into an empty range")
@@ -71,10 +79,20 @@ class Ingest:
         opts = IngestExternalFileOptions()
         opts.set_move_files(True)
         marker = INGEST_PREFIX + range.begin
+        # Before the commit lock, so that commits elsewhere go on meanwhile (only the loader writes the
+        # range while it holds its lock): count what the range holds, and flush the memtable, which
+        # RocksDB would otherwise flush inside the ingest when it overlaps the files.
+        count = count or self._scan_bytes
+        held_before = self._count_by_shard([range], count)
+        store.db.flush()
         with store.commit_lock:
             if held:
                 held.check_writes(lock_owner, lambda b, e: range.intersects(KeyRange(b, e)))
-            replaced = distributor.bytes_by_shard(range)
+            if lock_owner is not None:  # still: a load that outlived its job's lock must not land
+                held.check_held(range, lock_owner)
+            replaced = self._by_index(held_before)
+            if replaced is None:  # a shard split meanwhile: count again
+                replaced = distributor.bytes_by_shard(range)
             wb = store.batch()
             wb.delete_range(range.begin, range.end)
             wb.put(marker, pack([range.end]), store.meta_cf)
@@ -92,22 +110,66 @@ class Ingest:
                 # The snapshot serving reads at this version must include the ingested data.
                 record = mvcc.CommitRecord(version, [], [], [(range.begin, range.end)])
                 store.history.add(record, store.db.snapshot())
-                loaded = self._loaded_bytes_by_shard(files) if ingested else {}
+                loaded, spanning = self._whole_files_by_shard(files) if ingested else ({}, [])
                 wb = store.batch()
                 wb.delete(marker, store.meta_cf)
                 distributor.replaced(wb, range, replaced, loaded)
                 store.write(wb)
+        self._count_spanning(spanning, count)
         return version
 
-    def _loaded_bytes_by_shard(self, files: Sequence[IngestFile]) -> dict[int, int]:
-        """Bytes ingested per shard index: a file inside one shard counts as a whole; one that spans a
-        shard boundary is counted per shard from the database. Caller holds the commit lock."""
+    def _whole_files_by_shard(self, files: Sequence[IngestFile]) -> tuple[dict[int, int], list[IngestFile]]:
+        """Bytes per shard index of the files that lie inside one shard (each counts as a whole), and the
+        files that span a shard boundary. Caller holds the commit lock."""
         out: dict[int, int] = {}
+        spanning = []
         for f in files:
             shards = self._distributor.map.overlapping(f.range.begin, f.range.end)
             if len(shards) == 1:
                 out[shards[0]] = out.get(shards[0], 0) + f.bytes
-                continue
-            for i, part in self._distributor.bytes_by_shard(f.range).items():
-                out[i] = out.get(i, 0) + part
+            else:
+                spanning.append(f)
+        return out, spanning
+
+    def _count_spanning(self, files: Sequence[IngestFile], count: Count) -> None:
+        """Add what files across shard boundaries brought to each shard, counted outside the commit lock;
+        a shard split meanwhile was counted exactly by the split and is left alone."""
+        if not files:
+            return
+        counted = self._count_by_shard([f.range for f in files], count)
+        store, shards = self._store, self._distributor.map
+        with store.commit_lock:
+            wb = store.batch()
+            for sid, part, nbytes in counted:
+                i = shards.index_of(part.begin)
+                if shards[i].id == sid and shards[i].end >= part.end:
+                    self._distributor.replaced(wb, part, {}, {i: nbytes})
+            store.write(wb)
+
+    def _count_by_shard(self, ranges: Sequence[KeyRange], count: Count) -> list[tuple[str, KeyRange, int]]:
+        """Bytes in each shard's part of ``ranges``, counted outside the commit lock (a large range's scan
+        would hold up every commit, a live cluster's workload included): (shard id, part, bytes)."""
+        with self._store.commit_lock:
+            shards = self._distributor.map
+            parts = [
+                (shards[i].id, KeyRange(max(r.begin, shards[i].begin), min(r.end, shards[i].end)))
+                for r in ranges
+                for i in shards.overlapping(r.begin, r.end)
+            ]
+        sizes = count([part for _, part in parts])
+        return [(sid, part, n) for (sid, part), n in zip(parts, sizes, strict=True)]
+
+    def _scan_bytes(self, ranges: Sequence[KeyRange]) -> list[int]:
+        db = self._store.db
+        return [sum(len(k) + len(v) for k, v in scan(db, r.begin, r.end)) for r in ranges]
+
+    def _by_index(self, counted: Sequence[tuple[str, KeyRange, int]]) -> dict[int, int] | None:
+        """``counted`` per shard index now; None if a shard changed since. Caller holds the commit lock."""
+        shards = self._distributor.map
+        out = {}
+        for sid, part, nbytes in counted:
+            i = shards.index_of(part.begin)
+            if shards[i].id != sid or shards[i].end < part.end:
+                return None
+            out[i] = nbytes
         return out

@@ -1,8 +1,8 @@
 """Reads at a version: pinned under the commit lock, served outside it.
 
-A read takes the commit lock only to check its version and pin what serving it needs (an iterator
-over the latest state and the MVCC records since the read version, see :mod:`.mvcc`), so a long
-range read never holds up commits.
+A read takes the commit lock only to check its version and its range (no lock that blocks reads may
+touch it, :mod:`.locks`) and pin what serving it needs (an iterator over the latest state and the
+MVCC records since the read version, see :mod:`.mvcc`), so a long range read never holds up commits.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from embedded_cluster import mvcc
+from embedded_cluster.locks import RangeLockTable
 from embedded_cluster.rocks import RangeIterator
 from embedded_cluster.store import Store
 from fdbcore import errors
@@ -35,8 +36,9 @@ class RangeRead:
 class Reads:
     """Point and range reads at any version inside the MVCC window."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, locks: RangeLockTable) -> None:
         self._store = store
+        self._locks = locks
 
     @property
     def latest_version(self) -> int:
@@ -50,6 +52,9 @@ class Reads:
         history = self._store.history
         history.check_version(version, self._store.clock.last_committed)
         history.check_readable(version, begin, end)
+        held = self._locks.held
+        if held:
+            held.check_reads(begin, end)
         return history.pin(version)
 
     def get(self, key: bytes, version: int) -> bytes | None:

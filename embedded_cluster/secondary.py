@@ -155,6 +155,12 @@ def digest_range(data_dir: str, begin: bytes, end: bytes) -> ShardDigest:
     return ShardDigest(begin, end, view.version, digest.keys, digest.bytes, digest.hexdigest())
 
 
+def range_bytes(data_dir: str, begin: bytes, end: bytes) -> int:
+    """Worker-process entry point: bytes (keys plus values) in ``[begin, end)`` at the latest committed
+    version, counted away from the server's interpreter (an ingest's shard accounting)."""
+    return sum(len(k) + len(v) for k, v in process_view(Path(data_dir)).scan(begin, end))
+
+
 class WorkerPool:
     """Worker processes for CPU- and IO-heavy scans, started lazily with ``spawn``."""
 

@@ -68,7 +68,7 @@ class ClusterService:
 
     def cancellable_methods(self) -> dict[str, Callable[[Request, Cancellation], object]]:
         return {
-            "BulkDump": lambda r, c: wire.batches_out(self.bulkdump.dump(r, c)),
+            "BulkDump": lambda r, c: wire.batches_out(self.bulkdump.dump(self._readable(r), c)),
             "BulkLoad": lambda r, c: wire.load_result_out(self.bulkload.load(r, c)),
         }
 
@@ -88,6 +88,7 @@ class ClusterService:
             "StopLogCapture": lambda r: s.captures.stop(r["id"]),
             "LockRange": self.lock_range,
             "UnlockRange": lambda r: s.locks.unlock(KeyRange(r["begin"], r["end"]), r["owner"]),
+            "TransferRangeLock": lambda r: s.locks.transfer(KeyRange(r["begin"], r["end"]), r["owner"], r["new_owner"]),
             "VersionAtTime": lambda r: s.store.timekeeper.version_at_time(r["time"]),
             "TimeAtVersion": lambda r: s.store.timekeeper.time_at_version(r["version"]),
             "InjectFault": self.inject_fault,
@@ -95,6 +96,12 @@ class ClusterService:
             "ShardDigests": self.shard_digests,
             "Checksum": self.checksum,
         }
+
+    def _readable(self, r: Request) -> Request:
+        """Refuse a scan outside the MVCC path (BulkDump, digests) of a range whose lock blocks reads."""
+        with self.storage.store.commit_lock:
+            self.storage.locks.held.check_reads(r.get("begin", b""), r.get("end", b"\xff\xff"))
+        return r
 
     def get_range(self, r: Request) -> dict[str, object]:
         result = self.storage.reads.get_range(
@@ -123,7 +130,7 @@ class ClusterService:
     def lock_range(self, r: Request) -> object:
         range = KeyRange(r["begin"], r["end"])
         bulk.act_on_fault(self.faults, "lock_range", range, Cancellation(), f"lock of {range} by {r['owner']}")
-        return self.storage.locks.lock(range, r["owner"])
+        return self.storage.locks.lock(range, r["owner"], r.get("block_reads", False))
 
     def inject_fault(self, r: Request) -> None:
         fault = Fault(r["operation"], KeyRange(r["begin"], r["end"]), r["action"], r["times"], r["stall_seconds"])
@@ -132,10 +139,12 @@ class ClusterService:
     def checksum(self, r: Request) -> dict[str, object]:
         """The digest of a range at the latest committed version, scanned in one pass by a worker
         process on a secondary instance: no MVCC window limits how long it may take."""
+        self._readable(r)
         d = self.pool.submit(digest_range, str(self.storage.data_dir), r["begin"], r["end"]).result()
         return {"version": d.version, "keys": d.keys, "bytes": d.bytes, "sha256": d.sha256}
 
     def shard_digests(self, r: Request) -> list[dict[str, object]]:
+        self._readable(r)
         shards = self.storage.distributor.public()
         data_dir = str(self.storage.data_dir)
         digests = self.pool.map(digest_range, [(data_dir, s.range.begin, s.range.end) for s in shards])

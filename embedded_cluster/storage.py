@@ -36,10 +36,10 @@ class Storage:
         self.knobs = knobs
         self.store = store = Store(data_dir, knobs)
         self.cluster_id = store.cluster_id
-        self.reads = Reads(store)
+        self.locks = RangeLockTable(store)
+        self.reads = Reads(store, self.locks)
         self.distributor = DataDistributor(store)
         self.captures = LogCaptures(store)
-        self.locks = RangeLockTable(store)
         self.commits = Commits(store, self.distributor, self.captures, self.locks)
         self.ingest = Ingest(store, self.distributor, self.locks)
         recovery = store.batch()

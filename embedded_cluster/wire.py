@@ -4,7 +4,7 @@ Keys and values are msgpack ``bin``; text is ``str``. Composite types travel as 
 message costs one C-level pack/unpack, not a Python step per field:
 
 - ``KeyRange`` -> ``[begin, end]``; ``Shard`` -> ``[id, begin, end]``;
-- ``RangeLock`` -> ``[begin, end, owner]``;
+- ``RangeLock`` -> ``[begin, end, owner, block_reads]``;
 - mutations -> three parallel lists ``[types, params1, params2]`` (:data:`Columns`);
 - range-read results -> one flat list ``[k0, v0, k1, v1, ...]``;
 - ``BulkDumpBatch`` -> ``[begin, end, version, manifest_path, data_path, bytes, key_count, data_file_size,
@@ -61,11 +61,11 @@ def shards_in(raw: Sequence[Sequence[Any]]) -> list[Shard]:
 
 
 def locks_out(locks: Sequence[RangeLock]) -> list[list[object]]:
-    return [[lk.range.begin, lk.range.end, lk.owner] for lk in locks]
+    return [[lk.range.begin, lk.range.end, lk.owner, lk.block_reads] for lk in locks]
 
 
 def locks_in(raw: Sequence[Sequence[Any]]) -> list[RangeLock]:
-    return [RangeLock(KeyRange(b, e), owner) for b, e, owner in raw]
+    return [RangeLock(KeyRange(b, e), owner, block_reads) for b, e, owner, block_reads in raw]
 
 
 def mutations_out(mutations: Sequence[Mutation]) -> Columns:

@@ -1,10 +1,13 @@
-"""Restore tasks: ``start -> verify -> snapshot phase -> snapshot_done -> replay streams -> finish``.
+"""Restore tasks: ``start -> verify -> prepare -> snapshot phase -> snapshot_done -> replay streams -> finish``.
 
 Both modes start with a chord of verify tasks (every file the restore will read proven intact,
-:mod:`workers.restore.verify`) whose callback checks the destination (BulkLoad: its knobs) and runs
-the snapshot phase: a chord of per-file range-file tasks, or of BulkLoad groups. Both end in
-``restore.snapshot_done``, which proves every range arrived before the log replay chord starts.
-Replay tasks hand over to a fresh copy of themselves (``Task.replace``) to keep each run bounded.
+:mod:`workers.restore.verify`) whose callback checks the destination (BulkLoad: its knobs) and sends
+``restore.prepare``: the destination ranges' old contents set aside and the ranges cleared
+(:mod:`workers.restore.replacement`). Then the snapshot phase: a chord of per-file range-file tasks,
+or of BulkLoad groups. Both end in ``restore.snapshot_done``, which proves every range arrived before
+the log replay chord starts. An abort sends ``restore.rollback`` (the old contents back, the ranges
+released). Long tasks (prepare, replay, rollback) hand over to a fresh copy of themselves
+(``Task.replace``) to keep each run bounded.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from fdbcore.modes import RestoreMode
 from tasks import retry
 from tasks.app import app
 from workers.context import context
-from workers.restore import lifecycle, log_phase, snapshot_phase
+from workers.restore import lifecycle, log_phase, replacement, snapshot_phase
 
 
 @app.task(name="restore.start", queue="restore", bind=True)
@@ -41,8 +44,19 @@ def verify(self: Task[Any, Any], uid: str, index: int) -> None:
 
 @app.task(name="restore.load", queue="restore", bind=True)
 def load(self: Task[Any, Any], uid: str) -> None:
-    """Callback of the verify chord: the snapshot phase of the restore's mode."""
-    dispatch = retry.run(self, snapshot_phase.prerequisites, context(), uid)
+    """Callback of the verify chord: check the prerequisites, then prepare the destination."""
+    if retry.run(self, snapshot_phase.prerequisites, context(), uid) is not None:
+        prepare.apply_async((uid,))
+
+
+@app.task(name="restore.prepare", queue="restore", bind=True)
+def prepare(self: Task[Any, Any], uid: str) -> None:
+    """Set the destination ranges' old contents aside and clear them; then the snapshot phase."""
+    ctx = context()
+    failed = partial(lifecycle.fail, ctx, uid, phase="prepare")
+    dispatch = retry.run(self, lifecycle.prepare, ctx, uid, on_failure=failed)
+    if dispatch == "again":
+        raise self.replace(prepare.si(uid))
     if dispatch is None:
         return
     if dispatch.mode == RestoreMode.RANGEFILE:
@@ -92,3 +106,30 @@ def chord_failed(self: Task[Any, Any], uid: str, phase: str) -> None:
 @app.task(name="restore.finish", queue="restore", bind=True)
 def finish(self: Task[Any, Any], uid: str) -> None:
     retry.run(self, lifecycle.finish, context(), uid)
+
+
+#: Retries of a rollback that finds its restore still active before it concludes no abort is coming.
+ROLLBACK_EARLY_RETRIES = 5
+
+
+@app.task(name="restore.rollback", queue="restore", bind=True)
+def rollback(self: Task[Any, Any], uid: str) -> None:
+    """After an abort: put the destination ranges' old contents back and release them."""
+    ctx = context()
+    lease_ms = int(ctx.settings.task_time_limit * 1000)
+    budget = replacement.budget_seconds(ctx.settings)
+    driver = ctx.cluster(ctx.restores.get(uid).cluster_file)
+    done = retry.run(self, lifecycle.rollback, ctx.restores, driver, uid, lease_ms, budget)
+    if done is None:  # not aborted yet
+        if self.request.retries >= ROLLBACK_EARLY_RETRIES:
+            return  # the failure that sent it was not the end of the restore (its task ran again)
+        raise self.retry(countdown=retry.backoff(self.request.retries, ctx.settings.retry_backoff_max))
+    if not done:
+        raise self.replace(rollback.si(uid))
+
+
+def _send_rollback(uid: str) -> None:
+    rollback.apply_async((uid,))
+
+
+lifecycle.send_rollback = _send_rollback

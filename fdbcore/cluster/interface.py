@@ -13,7 +13,8 @@ Semantics follow FoundationDB:
 - ``commit`` is optimistic: with a ``read_version`` and read-conflict ranges it fails with
   ``not_committed`` (1020) if any commit after ``read_version`` wrote into those ranges.
 - Commits touching a range locked by another owner fail with
-  ``transaction_rejected_range_locked`` (1242).
+  ``transaction_rejected_range_locked`` (1242); so do reads of a range locked with ``block_reads``
+  (FDB's write lock: a restore's ranges are unreadable until its data is whole).
 - BulkDump and BulkLoad are black boxes that move SST files between the cluster and a backup
   container in FDB's BulkDump layout.
 """
@@ -67,6 +68,8 @@ class LogBatch:
 class RangeLock:
     range: KeyRange
     owner: str
+    #: Reads by anyone are refused too, not only other owners' writes (FDB's "write lock").
+    block_reads: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,9 +173,25 @@ class ClusterDriver(Protocol):
     def stop_log_capture(self, capture_id: str) -> None: ...
 
     # --- range locks ---------------------------------------------------------------------------
-    def lock_range(self, range: KeyRange, owner: str) -> None: ...
+    def lock_range(self, range: KeyRange, owner: str, *, block_reads: bool = False) -> None:
+        """Lock ``range`` for ``owner``: other owners' commits into it fail (1242), and with
+        ``block_reads`` every read of it too, until the owner unlocks it. Locking again with
+        ``block_reads`` turns the owner's lock into one that blocks reads. A commit with ``lock_owner``
+        fails with ``range_lock_failed`` (1241) once that owner holds no lock at all, so a writer left
+        over from a finished or aborted job cannot land.
+
+        Unlocking a lock that blocked reads makes reads of its range at older versions fail with
+        ``transaction_too_old``: they would see the range as its owner left it half-way.
+        """
+        ...
 
     def unlock_range(self, range: KeyRange, owner: str) -> None: ...
+
+    def transfer_range_lock(self, range: KeyRange, owner: str, new_owner: str) -> None:
+        """Hand ``owner``'s lock on all of ``range`` to ``new_owner`` in one step: the range is never
+        unlocked, and ``owner``'s writers are shut out from then on (``range_lock_failed`` when
+        ``owner`` does not hold all of ``range``)."""
+        ...
 
     # --- BulkDump / BulkLoad (black boxes) -----------------------------------------------------
     def bulk_dump(

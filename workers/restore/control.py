@@ -10,14 +10,18 @@ from fdbcore import errors, naming
 from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.container import BackupContainer
 from fdbcore.encryption import EncryptionSettings
-from fdbcore.keys import KeyRange, normalize_ranges, printable
+from fdbcore.keys import USER_KEYS, KeyRange, key_after, normalize_ranges, printable
 from fdbcore.modes import RestoreMode
 from workers.encryption import encryption_fields
+from workers.restore import lifecycle, replacement
 from workers.restore import plan as restore_plan
 from workers.restore.job import ACTIVE_STATES, RestoreJob, RestoreState, Rewrite
-from workers.restore.lifecycle import check_destination_empty, release
+from workers.restore.lifecycle import check_destination_empty
 from workers.restore.plan import RestorePlan
 from workers.state import JobStore, job_identity
+
+#: How often ``fdbrestore abort`` looks again while an agent's copy of the rollback runs.
+ROLLBACK_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -33,16 +37,52 @@ class RestoreRequest:
     #: The backup's file-level encryption (None: it is plain).
     encryption: EncryptionSettings | None = None
 
+    @property
+    def dest_ranges(self) -> list[KeyRange]:
+        """The destination ranges (checked against the prefixes)."""
+        return self.rewrite.check(normalize_ranges(self.ranges))
+
+
+@dataclass(frozen=True)
+class Holding:
+    """What a destination range holds now (what the restore would replace)."""
+
+    range: KeyRange
+    keys: int
+    bytes: int
+
 
 def check(container: BackupContainer, driver: ClusterDriver, req: RestoreRequest) -> RestorePlan:
     """Everything that can be checked before submitting, and the plan it yields: the restore set,
-    prefixes, an empty destination (range-file mode)."""
+    prefixes, an empty destination (a range-file restore of the whole database, as FDB's)."""
     ranges = normalize_ranges(req.ranges)
-    dest = req.rewrite.check(ranges)
+    dest = req.dest_ranges
     plan = restore_plan.build(container, req.target_version, ranges, req.mode)
-    if req.mode == RestoreMode.RANGEFILE:
+    if req.mode == RestoreMode.RANGEFILE and ranges == [USER_KEYS]:
         check_destination_empty(driver, dest)
     return plan
+
+
+def holdings(driver: ClusterDriver, req: RestoreRequest, chunk_bytes: int = 4 << 20) -> list[Holding]:
+    """Keys and bytes each destination range holds now (``-n``): what the restore would replace.
+
+    Read in chunks, each at the newest version (a count, not a snapshot: a range the size of a
+    cluster outlives the MVCC window). A range locked against reads (another restore) is refused
+    with ``transaction_rejected_range_locked``.
+    """
+    out = []
+    for r in req.dest_ranges:
+        keys = nbytes = 0
+        cursor = r.begin
+        while True:
+            chunk = driver.get_range(cursor, r.end, driver.get_read_version(), limit_bytes=chunk_bytes)
+            keys += len(chunk.kvs)
+            nbytes += sum(len(k) + len(v) for k, v in chunk.kvs)
+            if not chunk.more:
+                break
+            cursor = key_after(chunk.kvs[-1][0])
+        out.append(Holding(r, keys, nbytes))
+    return out
 
 
 def submit(store: JobStore[RestoreJob], req: RestoreRequest, plan: RestorePlan) -> str:
@@ -72,10 +112,21 @@ def submit(store: JobStore[RestoreJob], req: RestoreRequest, plan: RestorePlan) 
     return uid
 
 
-def abort(store: JobStore[RestoreJob], driver: ClusterDriver, tag: str) -> RestoreJob:
+def abort(store: JobStore[RestoreJob], driver: ClusterDriver, tag: str, lease_ms: int) -> RestoreJob:
+    """Abort the restore on ``tag`` and roll it back here: the ranges end as they were before it.
+
+    Also finishes the rollback of a restore aborted earlier whose rollback did not complete (its
+    agent or an earlier ``fdbrestore abort`` was killed), or waits for the agent running it.
+    """
     job = store.job_for_tag(tag)
     if job is None:
         raise errors.RestoreUnknownTag(f"No restore on tag `{printable(tag.encode())}'")
-    if store.job(job.uid).compare_and_set("state", ACTIVE_STATES, RestoreState.ABORTED):
-        release(driver, job)
-    return store.get(job.uid)
+    store.job(job.uid).compare_and_set("state", ACTIVE_STATES, RestoreState.ABORTED)
+    while True:
+        try:
+            if lifecycle.rollback(store, driver, job.uid, lease_ms, replacement.BUDGET_SECONDS):
+                return store.get(job.uid)
+        except errors.Retry:  # an agent is rolling it back
+            time.sleep(ROLLBACK_POLL_SECONDS)
+        if store.get(job.uid).active:  # the abort above did not land: never loop on it
+            raise errors.RestoreError(f"restore {job.uid} could not be aborted")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from fdbcore import errors
-from fdbcore.keys import USER_END, KeyRange, strinc
+from fdbcore.keys import USER_END, USER_KEYS, KeyRange, strinc
 from fdbcore.modes import RestoreMode
 from workers.encryption import EncryptedJob
 from workers.record import keyed
@@ -101,9 +101,17 @@ class RestoreJob(EncryptedJob):
     streams: int = 0
     #: Failed attempts per BulkLoad group.
     bulkload_attempts: dict[int, int] = keyed("bulkload_attempts:")
+    # --- the destination ranges' old contents (:mod:`workers.restore.replacement`)
+    aside_keys: int = 0
+    aside_bytes: int = 0
+    #: The old contents are set aside and the destination ranges cleared: an abort must put them back.
+    ranges_cleared: bool = False
+    #: After an abort: putting the old contents back and releasing the ranges.
+    rollback: PhaseState = PhaseState.NOT_STARTED
     # --- times
     started_at: float | None = None
     verified_at: float | None = None
+    prepared_at: float | None = None  # the old contents set aside, the ranges cleared
     snapshot_done_at: float | None = None
     completed_at: float | None = None
 
@@ -121,5 +129,20 @@ class RestoreJob(EncryptedJob):
         return f"restore:{self.uid}"
 
     @property
+    def abort_owner(self) -> str:
+        """Owner the lock is handed to when the restore aborts: the restore's own writers are shut out."""
+        return f"restore:{self.uid}:abort"
+
+    @property
     def dest_ranges(self) -> list[KeyRange]:
         return [self.rewrite.range(r) for r in self.ranges]
+
+    @property
+    def whole_database(self) -> bool:
+        """No ``-k``: the restore is of every user key, like FDB's (which needs an empty destination)."""
+        return self.ranges == [USER_KEYS]
+
+    @property
+    def settled(self) -> bool:
+        """Over, and (after an abort) the ranges put back and released."""
+        return not self.active and (self.state != RestoreState.ABORTED or self.rollback == PhaseState.COMPLETE)

@@ -1,34 +1,42 @@
-"""A restore's life around its two phases: start (lock and check the destination), finish, failure.
+"""A restore's life around its two phases: start (lock and check the destination), prepare (set the
+destination ranges' old contents aside and clear them), finish, failure and the rollback after it.
 
-Pipeline: ``start`` -> verify every file -> snapshot phase (:mod:`.snapshot_phase`: range files, or
-prerequisites -> BulkLoad) -> ``snapshot_done`` -> log replay per stream (:mod:`.log_phase`) ->
-``finish``. The destination ranges are locked (owner ``restore:<uid>``) from ``start`` until the end.
-A failure that retrying cannot fix aborts the restore with its named error; success is declared
-only after every range and every log stream is accounted for.
+Pipeline: ``start`` -> verify every file -> prerequisites -> old contents set aside and the ranges
+cleared (:mod:`.replacement`) -> snapshot phase (:mod:`.snapshot_phase`: range files or BulkLoad) ->
+``snapshot_done`` -> log replay per stream (:mod:`.log_phase`) -> ``finish``. The destination ranges
+are locked (owner ``restore:<uid>``) from ``start`` until the end; other ranges keep serving. A failure
+that retrying cannot fix aborts the restore with its named error and sends its rollback (the old
+contents back, the ranges released); success is declared only after every range and every log
+stream is accounted for.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 from fdbcore import errors
 from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.keys import KeyRange, printable
 from fdbcore.modes import RestoreMode
-from fdbcore.mutations import clear_range, set_value
+from fdbcore.mutations import set_value
 from workers import metrics, trace
 from workers.context import Context
-from workers.restore import replay
+from workers.restore import replacement, replay
 from workers.restore.job import ACTIVE_STATES, PhaseState, RestoreJob, RestoreState
 from workers.restore.plan import RestorePlan
-from workers.state import PREFIX, ErrorRecord, lease
+from workers.restore.replacement import release
+from workers.state import PREFIX, ErrorRecord, JobStore, lease
 
 #: URLs whose BulkLoad restore failed, so a later range-file restore of them counts as a fallback.
 FAILED_BULKLOAD_URLS = "fdbbr:restore:failed_bulkload_urls"
+
+#: Sends a failing restore's :func:`rollback` to the fleet (``tasks.restore`` sets it: workers import
+#: no Celery). Unset, the rollback waits for ``fdbrestore abort``.
+send_rollback: Callable[[str], None] | None = None
 
 
 def load(ctx: Context, uid: str) -> RestoreJob:
@@ -63,7 +71,8 @@ def snapshot_fence_key(uid: str) -> bytes:
 
 
 def check_destination_empty(driver: ClusterDriver, ranges: Sequence[KeyRange]) -> None:
-    """A range-file restore writes into empty ranges only (FDB's ``restore_destination_not_empty``)."""
+    """A range-file restore of the whole database writes into an empty one only (FDB's
+    ``restore_destination_not_empty``); a restore of chosen ranges (``-k``) replaces what they hold."""
     version = driver.get_read_version()
     for r in ranges:
         found = driver.get_range(r.begin, r.end, version, limit=1)
@@ -103,11 +112,64 @@ def start(ctx: Context, uid: str) -> Dispatch | None:
         for r in job.dest_ranges:
             driver.lock_range(r, job.lock_owner)
         driver.commit([set_value(snapshot_fence_key(uid), b"")], lock_owner=job.lock_owner)
-        if job.mode == RestoreMode.RANGEFILE:
+        if job.mode == RestoreMode.RANGEFILE and job.whole_database:
             check_destination_empty(driver, job.dest_ranges)  # again, now that the ranges are locked
-        record.compare_and_set("state", [RestoreState.STARTING], RestoreState.RUNNING)
+        if not record.compare_and_set("state", [RestoreState.STARTING], RestoreState.RUNNING):
+            release(driver, job)  # aborted while it locked: the rollback may have passed already
+            return None
         record.update(snapshot_phase=PhaseState.IN_PROGRESS, started_at=time.time())
         return Dispatch(job.mode, len(plan.verify_units))
+
+
+def prepare(ctx: Context, uid: str) -> Dispatch | Literal["again"] | None:
+    """Set the destination ranges' old contents aside and clear the ranges (:mod:`.replacement`);
+    then the snapshot phase may start (its Dispatch). ``"again"``: the time budget ran out, run a
+    fresh copy; None: the restore is over."""
+    job = load(ctx, uid)
+    if not job.active:
+        return None
+    ttl_ms = int(ctx.settings.task_time_limit * 1000)
+    with lease(ctx.redis, f"{PREFIX}:restore:{uid}:preparelease", ttl_ms) as held:
+        if not held:
+            raise errors.Retry(f"another copy of the preparation of restore {uid} is running")
+        if not job.ranges_cleared:
+            driver = ctx.cluster(job.cluster_file)
+            deadline = time.monotonic() + replacement.budget_seconds(ctx.settings)
+            copied = replacement.set_aside(driver, uid, job.dest_ranges, job.lock_owner, deadline)
+            if copied is None or not replacement.clear(driver, uid, job.dest_ranges, job.lock_owner, deadline):
+                return "again"
+            ctx.restores.job(uid).update(
+                aside_keys=copied[0], aside_bytes=copied[1], ranges_cleared=True, prepared_at=time.time()
+            )
+            trace.event("RestoreRangesSetAside", RestoreUID=uid, Keys=copied[0], Bytes=copied[1])
+        return Dispatch(job.mode, plan_of(ctx, uid).snapshot_tasks)
+
+
+def rollback(store: JobStore[RestoreJob], driver: ClusterDriver, uid: str, lease_ms: int, budget: float) -> bool | None:
+    """After an abort: shut the restore's writers out, put the old contents back, release the ranges.
+
+    True once done (or nothing to do); False when ``budget`` seconds ran out (call again). Runs in a
+    ``restore.rollback`` task after a failure and in ``fdbrestore abort``; a lease keeps it to one copy.
+    None while the restore is still active: a failure sends its rollback just before it aborts the
+    restore, so the rollback may run first (or the failing task may run again and succeed).
+    """
+    job = store.get(uid)
+    if job.active:
+        return None
+    if job.state != RestoreState.ABORTED or job.rollback == PhaseState.COMPLETE:
+        return True
+    with lease(store.client, f"{PREFIX}:restore:{uid}:rollbacklease", lease_ms) as held:
+        if not held:
+            raise errors.Retry(f"another copy of the rollback of restore {uid} is running")
+        store.job(uid).compare_and_set("rollback", [PhaseState.NOT_STARTED], PhaseState.IN_PROGRESS)
+        touched = replacement.touched(driver, uid)
+        replacement.take_over(driver, job, block_reads=touched)
+        if not replacement.put_back(driver, uid, job.dest_ranges, job.abort_owner, time.monotonic() + budget):
+            return False
+        release(driver, job)
+        store.job(uid).update(rollback=PhaseState.COMPLETE, ranges_cleared=touched)
+        trace.event("RestoreRolledBack", RestoreUID=uid, OldContentsPutBack=touched)
+        return True
 
 
 def mark_dispatched(ctx: Context, uid: str) -> None:
@@ -116,24 +178,19 @@ def mark_dispatched(ctx: Context, uid: str) -> None:
 
 
 def fail(ctx: Context, uid: str, err: errors.FDBError, phase: str) -> None:
-    """Abort the restore with ``err``: record it, release the destination."""
-    ctx.restores.add_error(uid, ErrorRecord.from_error(phase, err))
+    """Abort the restore with ``err``: record it, send the rollback. An error of a restore already
+    over (a late copy of one of its tasks, shut out by the rollback) changes nothing."""
     job = load(ctx, uid)
-    if job.mode == RestoreMode.BULKLOAD and job.active and job.snapshot_phase != PhaseState.COMPLETE:
+    if not job.active:
+        return
+    ctx.restores.add_error(uid, ErrorRecord.from_error(phase, err))
+    if job.mode == RestoreMode.BULKLOAD and job.snapshot_phase != PhaseState.COMPLETE:
         metrics.BULKLOAD_RESTORES.labels("failed").inc()
         ctx.redis.sadd(FAILED_BULKLOAD_URLS, job.url_display)
     trace.event("RestoreFailed", trace.SEV_WARN_ALWAYS, RestoreUID=uid, Phase=phase, Error=err.name, Code=err.code)
-    if ctx.restores.job(uid).compare_and_set("state", ACTIVE_STATES, RestoreState.ABORTED):
-        release(ctx.cluster(job.cluster_file), job)
-
-
-def release(driver: ClusterDriver, job: RestoreJob) -> None:
-    """Release the destination: the restore's own system keys (fence, replay positions), then its lock."""
-    marks = replay.markers_range(job.uid)
-    driver.commit([clear_range(marks.begin, marks.end)], lock_owner=job.lock_owner)
-    for r in job.dest_ranges:
-        with contextlib.suppress(errors.RangeUnlockReject):  # never locked, or already released
-            driver.unlock_range(r, job.lock_owner)
+    if send_rollback is not None:  # before the abort: a worker dying in between leaves the rollback queued
+        send_rollback(uid)
+    ctx.restores.job(uid).compare_and_set("state", ACTIVE_STATES, RestoreState.ABORTED)
 
 
 def chord_failed(ctx: Context, uid: str, phase: str) -> None:

@@ -1,7 +1,8 @@
 """Range-file restore: blocks written through transactions (clear the block's range, set its data).
 
 Re-applying a block gives the same result, so a task that runs twice is harmless; the destination
-ranges were checked empty and are locked for the whole restore.
+ranges were cleared (their old contents set aside, :mod:`workers.restore.replacement`) and are locked
+for the whole restore.
 """
 
 from __future__ import annotations

@@ -133,6 +133,8 @@ def bulkload_task(ctx: Context, uid: str, index: int) -> None:
         )
     except Exception as raised:
         exc = errors.ensure_fdb_error(raised)
+        if not load(ctx, uid).active:
+            return  # aborted meanwhile: the rollback took the lock, so the load was shut out
         if isinstance(exc, errors.RangeLockReject):
             # The restore holds the lock on every destination range from its start on, so the only
             # load the cluster can be running there is another copy of this task (a redelivery):

@@ -51,6 +51,7 @@ def test_duplicate_replays_apply_each_add_once(
         write_log(c, 250, 500, [m for m in interleaved if m[0] >= 250] + [(450, clear_range(b"k", b"l"))]),
     ]
     vmap = replay.VersionMap([VersionedRange(KeyRange(b"", b"\xff"), 100)])
+    embedded_cluster.driver.lock_range(KeyRange(b"", b"\xff"), "restore:" + UID)  # replay writes as its owner
     target = 400
     done: list[bool] = []
     conflicts: list[int] = []
@@ -87,6 +88,7 @@ def test_replay_skips_what_the_snapshot_already_has(embedded_cluster: EmbeddedCl
     files = [write_log(c, 100, 300, log)]
     # keys under "a" come from a batch at version 200, keys under "b" from one at version 100
     vmap = replay.VersionMap([VersionedRange(KeyRange(b"a", b"b"), 200), VersionedRange(KeyRange(b"b", b"c"), 100)])
+    embedded_cluster.driver.lock_range(KeyRange(b"a", b"c"), "x")
     rep = replay.Replayer(embedded_cluster.driver, UID, 7, vmap, Rewrite(), 300, "x")
     assert rep.run(replay.partition_stream(c, files, rep.position), 60)
     d = embedded_cluster.driver
