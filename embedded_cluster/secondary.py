@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import logging
 import multiprocessing
+import os
 import shutil
 import tempfile
 import threading
@@ -131,6 +132,23 @@ def _open_view(data_dir: str) -> None:
     time.sleep(0.2)  # hold this worker so the pool hands the next warm-up to another process
 
 
+#: Seconds between a worker process's checks that the server that started it is still alive.
+PARENT_CHECK_SECONDS = 1.0
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Pool initializer: end this worker once its server is gone. A server killed with ``kill -9``
+    cannot shut its pool down, and the workers never see end-of-file on the task queue (each holds
+    the queue's write end too), so without this they would outlive it forever."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def clear_secondaries(data_dir: Path) -> None:
     """Remove the folders of secondary instances that processes of an earlier server left behind."""
     shutil.rmtree(data_dir / SECONDARY_DIRNAME, ignore_errors=True)
@@ -173,7 +191,9 @@ class WorkerPool:
         with self._lock:
             if self._executor is None:
                 context = multiprocessing.get_context("spawn")
-                self._executor = ProcessPoolExecutor(self.processes, mp_context=context)
+                self._executor = ProcessPoolExecutor(
+                    self.processes, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
+                )
             return self._executor.submit(fn, *args)
 
     def warm(self, data_dir: Path) -> None:

@@ -3,6 +3,8 @@ the shard map, range locks."""
 
 from __future__ import annotations
 
+import time
+
 from fdbcore.keys import KeyRange
 from fdbcore.mutations import clear_range, set_value
 from tests.embedded_cluster.util import wait_for_splits
@@ -31,3 +33,31 @@ def test_committed_state_survives_kill9(embedded_cluster_factory) -> None:
     assert logged_before[-1].version == last
     assert db.shard_map() == shards_before
     assert [(lk.range, lk.owner) for lk in db.status().locks] == [(KeyRange(b"locked/", b"locked0"), "owner-1")]
+
+
+def _children(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return {int(p) for p in f.read().split()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_server_worker_processes_end_with_a_killed_server(embedded_cluster_factory) -> None:
+    """The server's scan/dump worker processes (warmed at start-up) exit once a kill -9 takes their server."""
+    cluster: EmbeddedCluster = embedded_cluster_factory()
+    assert cluster.process is not None
+    deadline = time.monotonic() + 30
+    while not (workers := _children(cluster.process.pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert workers, "the server started no worker processes"
+    cluster.kill9()
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in workers)
