@@ -1,4 +1,5 @@
-"""What the producer CLI does to backups without the fleet: submit, abort, discontinue.
+"""What the producer CLI does to backups without the fleet: submit, abort, discontinue, modify,
+pause and resume.
 
 Like ``fdbbackup``, submitting only records the job and hands ``backup.start`` to the agents; the
 container is created here first, so a bad URL or missing credentials fail at the prompt (FDB:
@@ -11,13 +12,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import redis
+
 from fdbcore import errors, naming
 from fdbcore.cluster.interface import ClusterDriver
-from fdbcore.container import BackupContainer
+from fdbcore.container import BackupContainer, redact_url
 from fdbcore.keys import USER_END, KeyRange, normalize_ranges, printable
 from fdbcore.modes import SnapshotMode
 from workers.backup.job import ACTIVE_STATES, BackupJob, BackupState
-from workers.state import JobStore, job_identity
+from workers.backup.lifecycle import write_metadata
+from workers.state import PREFIX, JobStore, job_identity
+
+#: Set while ``fdbbackup pause`` is in force (FDB pauses its whole task bucket: every backup).
+PAUSE_KEY = f"{PREFIX}:backup:paused"
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,8 @@ class Submission:
     snapshot_interval: int
     bulkdump_deadline: int
     credential_files: Sequence[str] = ()
+    initial_snapshot_interval: int = 0
+    incremental: bool = False
 
 
 def validate_ranges(ranges: Sequence[KeyRange]) -> list[KeyRange]:
@@ -64,6 +73,8 @@ def submit(store: JobStore[BackupJob], container: BackupContainer, sub: Submissi
         ranges=ranges,
         stop_when_done=sub.stop_when_done,
         snapshot_interval=sub.snapshot_interval,
+        initial_snapshot_interval=sub.initial_snapshot_interval,
+        incremental=sub.incremental,
         bulkdump_deadline=sub.bulkdump_deadline,
         state=BackupState.SUBMITTED,
         created_at=time.time(),
@@ -93,3 +104,62 @@ def discontinue(store: JobStore[BackupJob], driver: ClusterDriver, tag: str) -> 
     if not record.compare_and_set("stop_when_done", [False, None], True):
         raise errors.BackupDuplicate(f"The backup on tag `{printable(tag.encode())}' is already discontinued")
     return job
+
+
+def paused(client: redis.Redis) -> bool:
+    return bool(client.exists(PAUSE_KEY))
+
+
+def set_paused(client: redis.Redis, pause: bool) -> None:
+    """Stop (or let go on) every backup's log chain and snapshot tasks. Nothing is lost meanwhile: the
+    cluster keeps each capture's mutations until the chain saves and pops them."""
+    if pause:
+        client.set(PAUSE_KEY, str(time.time()))
+    else:
+        client.delete(PAUSE_KEY)
+
+
+@dataclass(frozen=True)
+class Modification:
+    """``fdbbackup modify``: what to change (None: leave it)."""
+
+    url: str | None = None
+    credential_files: Sequence[str] | None = None
+    snapshot_interval: int | None = None
+    active_snapshot_interval: int | None = None
+    verify_uid: str | None = None
+
+    @property
+    def has_changes(self) -> bool:
+        return self.url is not None or self.snapshot_interval is not None or self.active_snapshot_interval is not None
+
+
+def modify(store: JobStore[BackupJob], container: BackupContainer | None, tag: str, change: Modification) -> BackupJob:
+    """Change a running backup, with FDB's refusals (all ``backup_error``). ``container`` is the new
+    URL's, already opened and checked; later log files and snapshot periods go there."""
+    if not change.has_changes:
+        raise errors.BackupError("No changes were specified, nothing to do!")
+    job = store.job_for_tag(tag)
+    if job is None:
+        raise errors.BackupError(f"No backup exists on tag '{tag}'")
+    if job.state == BackupState.ABORTED:
+        raise errors.BackupError(f"Cannot modify aborted backup on tag '{tag}'")
+    if not job.active:
+        raise errors.BackupError(f"Backup on tag '{tag}' is not runnable.")
+    if change.verify_uid is not None and change.verify_uid != job.uid:
+        raise errors.BackupError(
+            f"UID verification failed, backup on tag '{tag}' is '{job.uid}' but '{change.verify_uid}' was specified."
+        )
+    record = store.job(job.uid)
+    if change.active_snapshot_interval is not None:
+        if job.snapshot_seq == 0 or job.incremental:
+            raise errors.BackupError(f"The backup on tag '{tag}' has no snapshot running")
+        record.update(period_seconds=change.active_snapshot_interval)
+    if change.snapshot_interval is not None:
+        record.update(snapshot_interval=change.snapshot_interval)
+    if change.url is not None and container is not None:
+        container.create()
+        write_metadata(container, job.partitions)
+        creds = list(change.credential_files if change.credential_files is not None else job.credential_files)
+        record.update(url=change.url, url_display=redact_url(change.url), credential_files=creds)
+    return store.get(job.uid)

@@ -8,9 +8,11 @@ retention. A file is written when the partition has mutations, when its pending 
 maximum span, or when the backup is about to stop; idle partitions therefore cost no objects most
 rounds.
 
-Exactly one chain runs per backup. Round ``n`` runs only while holding the backup's lease and when
-the record says ``log_round == n``; a redelivered stale round either re-enqueues the current round
-(if that message might have been lost) or exits. A round that loses the compare-and-set deletes
+Exactly one chain runs per backup, and after each round it runs the backup's snapshot clock
+(:mod:`workers.backup.schedule`); while ``fdbbackup pause`` is in force a round does nothing.
+Round ``n`` runs only while holding the backup's lease and when the record says
+``log_round == n``; a redelivered stale round either re-enqueues the current round (if that
+message might have been lost) or exits. A round that loses the compare-and-set deletes
 the file it wrote; a file left behind by a crash is a subset of a later one, which restore drops.
 """
 
@@ -26,7 +28,7 @@ from fdbcore.formats.framing import DEFAULT_BLOCK_SIZE
 from fdbcore.formats.io import HashingSink
 from fdbcore.formats.partitioned_log import PartitionedLogWriter
 from workers import metrics
-from workers.backup import lifecycle
+from workers.backup import control, lifecycle, schedule
 from workers.backup.job import BackupJob, BackupState, view
 from workers.context import Context
 from workers.state import PREFIX, JobStore, lease
@@ -110,7 +112,7 @@ def flush_partition(
 @dataclass(frozen=True)
 class RoundOutcome:
     next_round: int | None
-    snapshot_seq: int | None = None
+    steps: schedule.Steps | None = None
 
 
 class RoundDecision:
@@ -147,12 +149,18 @@ def log_round(ctx: Context, uid: str, round_no: int) -> RoundOutcome:
             if job.state == BackupState.ABORTED:
                 lifecycle.stop_captures(ctx, job)
             return RoundOutcome(None)
+        if control.paused(ctx.redis):  # the cluster keeps the captured mutations meanwhile
+            ctx.backups.job(uid).compare_and_set("log_round", [round_no], round_no + 1)
+            return RoundOutcome(round_no + 1)
         finishing = job.stop_when_done and view(ctx.backups, job).snapshot_finished
         driver = ctx.cluster(job.cluster_file)
         container = ctx.container(job.url, job.credential_files)
         span = int(MAX_LOG_SPAN_SECONDS * 1_000_000)
         for tag in range(len(job.partitions)):
             flush_partition(driver, container, ctx.backups, job, tag, force=finishing, max_span_versions=span)
-        outcome = lifecycle.advance(ctx, lifecycle.load(ctx, uid))
+        if not lifecycle.advance(ctx, lifecycle.load(ctx, uid)):
+            ctx.backups.job(uid).compare_and_set("log_round", [round_no], round_no + 1)
+            return RoundOutcome(None)
+        steps = schedule.next_steps(ctx, uid)
         ctx.backups.job(uid).compare_and_set("log_round", [round_no], round_no + 1)
-        return RoundOutcome(None if outcome is None else round_no + 1, outcome or None)
+        return RoundOutcome(round_no + 1, steps)

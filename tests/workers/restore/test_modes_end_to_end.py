@@ -128,5 +128,5 @@ def _entries(url: str, storage: Storage) -> list:  # type: ignore[type-arg]
     from fdbcore import bulkdump_dataset as ds
 
     container = open_container(url, credential_files=[str(c) for c in storage.credentials])
-    [snap] = [s for s in Catalog(container).snapshots() if s.kind == SnapshotKind.BULKDUMP]
+    [snap] = [s for s in Catalog(container).snapshots() if s.kind == SnapshotKind.BULKDUMP][-1:]
     return ds.read_job_manifest(container, snap.manifest.job_id)  # type: ignore[union-attr]
