@@ -21,7 +21,7 @@ from fdbcore.keys import USER_END, KeyRange, normalize_ranges, printable
 from fdbcore.modes import SnapshotMode
 from workers.backup.job import ACTIVE_STATES, BackupJob, BackupState
 from workers.backup.lifecycle import write_metadata
-from workers.state import PREFIX, JobStore, job_identity
+from workers.state import PREFIX, ErrorRecord, JobStore, job_identity
 
 #: Set while ``fdbbackup pause`` is in force (FDB pauses its whole task bucket: every backup).
 PAUSE_KEY = f"{PREFIX}:backup:paused"
@@ -163,3 +163,41 @@ def modify(store: JobStore[BackupJob], container: BackupContainer | None, tag: s
         creds = list(change.credential_files if change.credential_files is not None else job.credential_files)
         record.update(url=change.url, url_display=redact_url(change.url), credential_files=creds)
     return store.get(job.uid)
+
+
+#: FDB's ``MIN_CLEANUP_SECONDS`` knob: ``cleanup --delete-data`` removes only log retention this far behind.
+MIN_CLEANUP_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class RetainedLog:
+    """One backup's mutation-log retention in the cluster (its captures), and how far behind it is."""
+
+    uid: str
+    saved_version: int
+    job: BackupJob | None
+
+    def hours_behind(self, read_version: int) -> float:
+        return (read_version - self.saved_version) / (3600.0 * 1_000_000)
+
+
+def retained_logs(store: JobStore[BackupJob], driver: ClusterDriver) -> list[RetainedLog]:
+    """The backups whose captures the cluster keeps (``<uid>.<tag>``), oldest saved version first."""
+    saved: dict[str, int] = {}
+    for capture in driver.status().captures:
+        uid = str(capture["id"]).rsplit(".", 1)[0]
+        version = max(int(str(capture["begin_version"])), int(str(capture["popped_version"])))
+        saved[uid] = min(saved.get(uid, version), version)
+    out = [RetainedLog(uid, v, store.get(uid) if store.exists(uid) else None) for uid, v in saved.items()]
+    return sorted(out, key=lambda r: r.saved_version)
+
+
+def remove_retained(store: JobStore[BackupJob], driver: ClusterDriver, log: RetainedLog, hours: float) -> None:
+    """Stop the backup's captures; a backup still recorded as running is marked errored, naming why."""
+    job = log.job
+    captures = [str(c["id"]) for c in driver.status().captures if str(c["id"]).rsplit(".", 1)[0] == log.uid]
+    if job is not None and store.job(job.uid).compare_and_set("state", ACTIVE_STATES, BackupState.ERRORED):
+        err = errors.BackupError(f"fdbbackup cleanup removed its mutation logs, {hours:.4f} hours behind")
+        store.add_error(job.uid, ErrorRecord.from_error("cleanup", err))
+    for capture_id in captures:
+        driver.stop_log_capture(capture_id)

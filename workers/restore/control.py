@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fdbcore import errors, naming
 from fdbcore.cluster.interface import ClusterDriver
@@ -28,6 +28,15 @@ class RestoreRequest:
     ranges: list[KeyRange]
     rewrite: Rewrite
     credential_files: Sequence[str] = ()
+    selection: restore_plan.Selection = field(default_factory=restore_plan.Selection)
+    #: ``-f``: a range-file restore may write into non-empty destination ranges (each block clears
+    #: its range before writing, so they end up equal to the backup).
+    force: bool = False
+
+    @property
+    def overwrite(self) -> bool:
+        """The destination may hold data: ``-f``, or a logs-only restore onto an earlier restore."""
+        return self.force or self.selection.incremental
 
 
 def check(container: BackupContainer, driver: ClusterDriver, req: RestoreRequest) -> RestorePlan:
@@ -35,8 +44,8 @@ def check(container: BackupContainer, driver: ClusterDriver, req: RestoreRequest
     prefixes, an empty destination (range-file mode)."""
     ranges = normalize_ranges(req.ranges)
     dest = req.rewrite.check(ranges)
-    plan = restore_plan.build(container, req.target_version, ranges, req.mode)
-    if req.mode == RestoreMode.RANGEFILE:
+    plan = restore_plan.build(container, req.target_version, ranges, req.mode, req.selection)
+    if req.mode == RestoreMode.RANGEFILE and not req.overwrite:
         check_destination_empty(driver, dest)
     return plan
 
@@ -55,6 +64,7 @@ def submit(store: JobStore[RestoreJob], req: RestoreRequest, plan: RestorePlan) 
         ranges=normalize_ranges(req.ranges),
         remove_prefix=req.rewrite.remove,
         add_prefix=req.rewrite.add,
+        overwrite=req.overwrite,
         state=RestoreState.QUEUED,
         created_at=time.time(),
         files=len(plan.range_files),

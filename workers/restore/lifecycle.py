@@ -103,7 +103,7 @@ def start(ctx: Context, uid: str) -> Dispatch | None:
         for r in job.dest_ranges:
             driver.lock_range(r, job.lock_owner)
         driver.commit([set_value(snapshot_fence_key(uid), b"")], lock_owner=job.lock_owner)
-        if job.mode == RestoreMode.RANGEFILE:
+        if job.mode == RestoreMode.RANGEFILE and not job.overwrite:
             check_destination_empty(driver, job.dest_ranges)  # again, now that the ranges are locked
         record.compare_and_set("state", [RestoreState.STARTING], RestoreState.RUNNING)
         record.update(snapshot_phase=PhaseState.IN_PROGRESS, started_at=time.time())
