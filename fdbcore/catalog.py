@@ -305,6 +305,7 @@ class Catalog:
             if s.end_version > floor
         ]
         min_log_begin = min((f.begin for f in chain.files), default=None)
+        first = chain.first_covered()
         return Description(
             url=self.container.url,
             snapshots=snapshots,
@@ -313,7 +314,7 @@ class Catalog:
             expired_end=expired_end,
             unreliable_end=unreliable_end,
             min_log_begin=min_log_begin,
-            contiguous_log_end=chain.end_from(min_log_begin) if min_log_begin is not None else None,
+            contiguous_log_end=chain.end_from(first) if first is not None else None,
             max_log_end=max((f.end for f in chain.files), default=None),
             partitions=self.partitions() if partitioned else None,
         )
@@ -395,7 +396,7 @@ class Catalog:
             self._refuse_lost_logs(all_logs, desc, target_version)
         partitioned = desc.mutation_log_type == MUTATION_LOG_PARTITIONED
         chain = _LogChains([f for f in all_logs if f.partitioned == partitioned], partitioned)
-        begin = begin_version if begin_version is not None else desc.min_log_begin
+        begin = begin_version if begin_version is not None else chain.first_covered()
         log_end = chain.end_from(begin) if begin is not None else None
         if begin is None or log_end is None:
             raise errors.RestoreMissingData(f"no logs of {desc.url} begin at or before version {begin_version}")
@@ -499,6 +500,16 @@ class _LogChains:
             self.files = drop_subset_duplicates(files)
         else:
             self.files = sorted(files, key=lambda f: (f.begin, f.end))
+
+    def first_covered(self) -> int | None:
+        """The first version the logs cover: for partitioned logs, the first every tag covers (each
+        partition's capture starts at its own version)."""
+        if not self.partitioned:
+            return min((f.begin for f in self.files), default=None)
+        firsts: dict[int | None, int] = {}
+        for f in self.files:
+            firsts[f.tag] = min(firsts.get(f.tag, f.begin), f.begin)
+        return max(firsts.values(), default=None)
 
     def end_from(self, begin: int) -> int | None:
         if self.partitioned:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from fdbcore.mutations import set_value
 from tests.faults.helpers import (
     BULKLOAD_KNOBS,
     assert_exact,
+    container_fingerprint,
     restore_exactly,
     run,
     source_cluster,
@@ -48,6 +50,7 @@ from workers.state import JobStore
 
 INITIAL, PERIOD, STALL = 4, 5, 6
 SHARDS = 4
+DAY_VERSIONS = 86_400_000_000
 
 
 @dataclass(frozen=True)
@@ -256,8 +259,28 @@ def test_incremental_force_inconsistent_and_key_options(
     module_fleet: Fleet,
 ) -> None:
     t2, t3 = backup.target(2, RestoreMode.RANGEFILE), backup.target(3, RestoreMode.RANGEFILE)
-    dest = module_cluster_factory(name="incremental")
-    restore_exactly(module_fleet, backup.url, backup.source, dest, "-v", str(t2), "-t", "base")
+    keys_file = backup.root / "keys.txt"
+    keys_file.write_text("load/0000000500 load/0000001000\nload/0000002000 load/0000002500\n")
+    dests: dict[str, EmbeddedCluster] = {}
+    for tag, extra in (
+        ("base", ["-v", str(t2)]),  # then --incremental and -f onto it
+        ("inconsistent", ["--inconsistent-snapshot-only", "-v", str(t2)]),
+        ("keys-file", ["--keys-file", str(keys_file)]),
+        ("user-data", ["--user-data"]),
+    ):
+        dests[tag] = module_cluster_factory(name=tag)
+        args = ["fdbrestore", "start", "-r", backup.url, "-C", str(dests[tag].cluster_file), "-t", tag, *extra]
+        assert run(module_fleet, args).returncode == 0
+    cmd = ["fdbrestore", "start", "-r", backup.url, "-C", str(dests["user-data"].cluster_file), "-n"]
+    both = run(module_fleet, [*cmd, "--user-data", "--system-metadata"])
+    assert both.returncode == 2 and "Please only specify one of --user-data or --system-metadata" in both.stderr
+    extra = run(module_fleet, [*cmd, "--user-data", "-k", "a b"])
+    assert extra.returncode == 2 and "Cannot specify additional ranges" in extra.stderr
+    system = run(module_fleet, [*cmd, "--system-metadata"])
+    assert system.returncode == 6 and "holds no system metadata" in system.stderr
+
+    dest = dests["base"]
+    assert wait_for_exact_restore(module_fleet, backup.source, dest, "base") == t2
     # --incremental: only the logs after --begin-version, onto the earlier restore (no emptiness check).
     args = ["--incremental", "--begin-version", str(t2), "-v", str(t3), "-t", "inc"]
     assert restore_exactly(module_fleet, backup.url, backup.source, dest, *args) == t3
@@ -267,42 +290,31 @@ def test_incremental_force_inconsistent_and_key_options(
     assert restore_exactly(module_fleet, backup.url, backup.source, dest, "-f", "-v", str(t2), "-t", "force") == t2
 
     # --inconsistent-snapshot-only: each range as of its own range file's version, no logs.
-    fresh = module_cluster_factory(name="inconsistent")
     rf = backup.rf[1]
-    cmd = ["fdbrestore", "start", "-r", backup.url, "-C", str(fresh.cluster_file), "-w", "-t", "inc-only"]
-    res = run(module_fleet, [*cmd, "--inconsistent-snapshot-only", "-v", str(t2)])
-    assert res.returncode == 0 and f"Restored to version {rf.end_version}" in res.stdout, res.stdout + res.stderr
+    done = run(module_fleet, ["fdbrestore", "wait", "-t", "inconsistent"])
+    assert done.returncode == 0 and f"Restored to version {rf.end_version}" in done.stdout, done.stdout + done.stderr
     catalog = Catalog(open_container(backup.url))
     [snap] = [s for s in catalog.snapshots() if s.path == rf.manifest]
     files = {f.path: f for f in catalog.range_files()}
+    fresh = dests["inconsistent"]
     for path, key_range in snap.manifest.key_ranges.items():  # type: ignore[union-attr]
         want = read_all(backup.source.driver, key_range, files[path].version)
         got = read_all(fresh.driver, key_range, fresh.driver.get_read_version())
         assert got == want, f"{path}: not the source at the file's version"
 
-    # --keys-file: only those ranges; --user-data is everything; --system-metadata is refused.
-    keys_file = backup.root / "keys.txt"
-    keys_file.write_text("load/0000000500 load/0000001000\nload/0000002000 load/0000002500\n")
-    part = module_cluster_factory(name="keys-file")
-    args = ["fdbrestore", "start", "-r", backup.url, "-C", str(part.cluster_file), "-w", "-t", "kf"]
-    res = run(module_fleet, [*args, "--keys-file", str(keys_file)])
-    assert res.returncode == 0, res.stderr
-    version = int(res.stdout.split()[-1])
+    # --keys-file: only those ranges; --user-data: everything.
+    done = run(module_fleet, ["fdbrestore", "wait", "-t", "keys-file"])
+    assert done.returncode == 0, done.stderr
+    version = int(done.stdout.split()[-1])
     pieces = [
         (b"load/0000000500".hex(), b"load/0000001000".hex()),
         (b"load/0000002000".hex(), b"load/0000002500".hex()),
     ]
+    part = dests["keys-file"]
     for lo, hi in pieces:
         assert same_data(checksum(part, None, lo, hi), checksum(backup.source, version, lo, hi))
     assert checksum(part)["keys"] == sum(checksum(backup.source, version, lo, hi)["keys"] for lo, hi in pieces) > 0
-    both = run(module_fleet, [*cmd, "--user-data", "--system-metadata"])
-    assert both.returncode == 2 and "Please only specify one of --user-data or --system-metadata" in both.stderr
-    extra = run(module_fleet, [*cmd, "--user-data", "-k", "a b"])
-    assert extra.returncode == 2 and "Cannot specify additional ranges" in extra.stderr
-    system = run(module_fleet, [*cmd, "--system-metadata"])
-    assert system.returncode == 6 and "holds no system metadata" in system.stderr
-    user = module_cluster_factory(name="user-data")
-    restore_exactly(module_fleet, backup.url, backup.source, user, "--user-data", "-t", "ud")
+    wait_for_exact_restore(module_fleet, backup.source, dests["user-data"], "user-data")
 
 
 def test_query_lists_the_files_a_restore_reads(backup: Backup, module_fleet: Fleet) -> None:
@@ -339,3 +351,52 @@ def test_query_lists_the_files_a_restore_reads(backup: Backup, module_fleet: Fle
     # A version nothing restores: FDB's JSON with "error", named.
     bad = run(module_fleet, ["fdbbackup", "query", "-d", backup.url, "-qrv", "5"])
     assert bad.returncode == 2 and json.loads(bad.stdout)["error_name"] == "restore_invalid_version"
+
+
+def test_expire_options(backup: Backup, module_fleet: Fleet) -> None:
+    end = Catalog(open_container(backup.url)).describe().max_log_end
+    assert end is not None
+    p2, p3 = backup.period_begin(2), backup.period_begin(3)
+    # --delete-before-days counts back from the newest log's end.
+    url = backup.copy("days")
+    days = (end - p2) / DAY_VERSIONS
+    res = run(module_fleet, ["fdbbackup", "expire", "-d", url, "--delete-before-days", repr(days)])
+    assert res.returncode == 0, res.stderr
+    versions = int(days * DAY_VERSIONS)
+    assert (
+        f"All data before {versions} versions ({days:g} days) prior to latest backup log has been deleted."
+        in res.stdout
+    )
+    desc = Catalog(open_container(url)).describe()
+    assert backup.rf[0].manifest not in {s.path for s in desc.snapshots}
+    assert all(s.begin_version >= end - versions for s in desc.snapshots)
+
+    # A restorability demand no snapshot after the cutoff meets is refused (and nothing changes), unless -f.
+    url = backup.copy("restorable")
+    before = container_fingerprint(url)
+    unsafe = "Requested expiration would be unsafe.  Backup would not meet minimum restorability."
+    demands = (
+        ["--restorable-after-version", str(p3)],
+        ["--min-restorable-days", repr((end - p3) / DAY_VERSIONS)],
+    )
+    for demand in demands:
+        res = run(module_fleet, ["fdbbackup", "expire", "-d", url, "--expire-before-version", str(p3), *demand])
+        assert res.returncode == 5 and unsafe in res.stderr and "backup_cannot_expire, 2316" in res.stderr, demand
+    assert container_fingerprint(url) == before
+    forced = run(
+        module_fleet, ["fdbbackup", "expire", "-d", url, "--expire-before-version", str(p3), *demands[0], "-f"]
+    )
+    assert forced.returncode == 0 and f"All data before version {p3} has been deleted." in forced.stdout
+
+    # Timestamps resolve through the cluster's timekeeper (-C).
+    url = backup.copy("timestamps")
+    cf = str(backup.source.cluster_file)
+    t = backup.source.driver.time_at_version(p3)
+    assert t is not None
+    stamp = time.strftime("%Y/%m/%d.%H:%M:%S+0000", time.gmtime(t))
+    version = backup.source.driver.version_at_time(t)
+    args = ["fdbbackup", "expire", "-d", url, "-C", cf, "--expire-before-timestamp", stamp]
+    refused = run(module_fleet, [*args, "--restorable-after-timestamp", stamp])
+    assert refused.returncode == 5 and unsafe in refused.stderr
+    res = run(module_fleet, args)
+    assert res.returncode == 0 and f"All data before version {version} has been deleted." in res.stdout, res.stderr
