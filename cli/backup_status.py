@@ -122,6 +122,8 @@ def _rangefile_block(job: BackupJob, rf: RangeFileSnapshot | None) -> list[str]:
     out = [f" Bytes written: {format_bytes_human(rf.bytes if rf else 0)}"]
     if rf is not None and rf.phase == Phase.COMPLETE:
         out.append(" Progress: 100.00%")
+    elif rf is not None and rf.phase == Phase.SKIPPED:
+        out.append(" Status: not taken (discontinued before this period's snapshot began)")
     elif rf is not None and job.state == BackupState.RUNNING_DIFFERENTIAL and job.period_seconds > 0:
         out.append(f" Progress: {pacing.progress_pct(time.time() - rf.started_at, job.period_seconds):.2f}%")
     elif rf is not None and job.state == BackupState.RUNNING_DIFFERENTIAL and rf.tasks_total:

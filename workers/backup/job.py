@@ -51,10 +51,12 @@ class Phase(StrEnum):
     COMPLETE = "complete"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
+    #: ``discontinue`` came before the period's snapshot began (no task sent yet): it is not taken.
+    SKIPPED = "skipped"
 
     @property
     def finished(self) -> bool:
-        return self in (Phase.COMPLETE, Phase.FAILED, Phase.TIMED_OUT)
+        return self in (Phase.COMPLETE, Phase.FAILED, Phase.TIMED_OUT, Phase.SKIPPED)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,6 +116,11 @@ class BackupJob(Record):
         """The version the logs must pass for the backup to be restorable (an incremental backup
         restores logs onto an earlier restore, from its begin version)."""
         return self.begin_version if self.incremental else self.first_snapshot_end
+
+    @property
+    def discontinued(self) -> bool:
+        """``discontinue`` was asked for: the backup stops once restorable up to ``stop_version``."""
+        return self.stop_when_done and self.stop_version > 0 and not self.incremental
 
     @property
     def log_end_version(self) -> int | None:

@@ -2,7 +2,8 @@
 
 One chain runs per backup (:mod:`workers.backup.mutationlog`), so it is also where snapshot periods
 open, where range-file tasks are sent paced over their period (:mod:`workers.backup.pacing`), and
-where the backup's one BulkDump at a time is started. The chain's task sends what :func:`next_steps`
+where the backup's one BulkDump at a time is started: when the newest period's snapshot begins (its
+first shard task is due), or as soon as the BulkDump before it finishes. The chain's task sends what :func:`next_steps`
 returns and then marks it sent; a crash in between sends it again, which every snapshot task
 tolerates, and a BulkDump whose sending was lost is sent again after :data:`REDISPATCH_SECONDS`.
 """
@@ -39,8 +40,11 @@ def next_steps(ctx: Context, uid: str, now: float | None = None) -> Steps:
     if job.snapshot_seq == 0 or _period_over(job, view(ctx.backups, job), now):
         snapshot.open_period(ctx, job, now)
         job = load(ctx, uid)
+    window = ctx.settings.log_flush_interval
     current = view(ctx.backups, job)
-    return Steps(_rangefile_due(job, current, now), _bulkdump_due(ctx, job, current, now))
+    if _skip_unbegun(ctx, job, current):
+        return Steps()
+    return Steps(_rangefile_due(job, current, now, window), _bulkdump_due(ctx, job, current, now, window))
 
 
 def _period_over(job: BackupJob, current: BackupView, now: float) -> bool:
@@ -51,18 +55,37 @@ def _period_over(job: BackupJob, current: BackupView, now: float) -> bool:
     return rf_done and now >= job.snapshot_started_at + job.period_seconds
 
 
-def _rangefile_due(job: BackupJob, current: BackupView, now: float) -> tuple[int, int, int] | None:
+def _interval(job: BackupJob) -> float:
+    """The current period's pacing: none once ``discontinue`` was asked (the rest goes at once; FDB
+    waits for the snapshot at its pace instead)."""
+    return 0.0 if job.discontinued else float(job.period_seconds)
+
+
+def _skip_unbegun(ctx: Context, job: BackupJob, current: BackupView) -> bool:
+    """After ``discontinue``, a later period whose snapshot has not begun (no range-file task sent, no
+    BulkDump started) is not taken: the backup completes from the snapshots before it."""
+    rf = current.rangefile
+    if not job.discontinued or job.snapshot_seq < 2 or rf is None or rf.phase != Phase.RUNNING:
+        return False
+    if rf.tasks_dispatched > 0 or job.bulkdump_seq >= job.snapshot_seq:
+        return False
+    snapshot.skip_rangefile(ctx, job.uid, rf.seq)
+    return True
+
+
+def _rangefile_due(job: BackupJob, current: BackupView, now: float, window: float) -> tuple[int, int, int] | None:
     rf = current.rangefile
     if rf is None or rf.phase != Phase.RUNNING or rf.tasks_dispatched >= rf.tasks_total:
         return None
-    # Once the backup is to stop (discontinue), the rest is sent at once rather than over the interval.
-    interval = 0 if job.stop_when_done else job.period_seconds
-    due = pacing.tasks_due(rf.tasks_total, now - rf.started_at, interval)
+    due = pacing.tasks_due(rf.tasks_total, now - rf.started_at, _interval(job), window)
     return (rf.seq, rf.tasks_dispatched, due) if due > rf.tasks_dispatched else None
 
 
-def _bulkdump_due(ctx: Context, job: BackupJob, current: BackupView, now: float) -> tuple[int, int] | None:
-    """The newest period's BulkDump, once no other runs (a discontinued backup starts no new one)."""
+def _bulkdump_due(
+    ctx: Context, job: BackupJob, current: BackupView, now: float, window: float
+) -> tuple[int, int] | None:
+    """The newest period's BulkDump, once its snapshot has begun (its first shard is due) and no other
+    BulkDump runs; a discontinued backup starts no new one."""
     if not job.mode.bulkdump:
         return None
     bd = current.bulkdump
@@ -70,6 +93,10 @@ def _bulkdump_due(ctx: Context, job: BackupJob, current: BackupView, now: float)
         lost = not bd.dispatched and now - bd.started_at > REDISPATCH_SECONDS
         return (bd.seq, bd.tasks_total) if lost else None
     if job.bulkdump_seq >= job.snapshot_seq or (job.stop_when_done and job.bulkdump_seq > 0):
+        return None
+    shards = current.rangefile.tasks_total if current.rangefile is not None else max(1, len(job.partitions))
+    elapsed = now - (job.snapshot_started_at or now)
+    if pacing.tasks_due(shards, elapsed, _interval(job), window) == 0:
         return None
     tasks = snapshot.start_bulkdump(ctx, job, now)
     return (job.snapshot_seq, tasks) if tasks else None

@@ -82,6 +82,12 @@ def mark_rangefile_dispatched(ctx: Context, uid: str, seq: int, first: int, end:
     rangefile_record(ctx.backups, uid, seq).compare_and_set("tasks_dispatched", [first], end)
 
 
+def skip_rangefile(ctx: Context, uid: str, seq: int) -> None:
+    """The period's range-file snapshot will not be taken (``discontinue`` came before it began)."""
+    if rangefile_record(ctx.backups, uid, seq).compare_and_set("phase", [Phase.RUNNING], Phase.SKIPPED):
+        trace.event("BackupSnapshotPeriodSkipped", BackupUID=uid, Period=seq)
+
+
 def mark_bulkdump_dispatched(ctx: Context, uid: str, seq: int) -> None:
     bulkdump_record(ctx.backups, uid, seq).update(dispatched=True)
 
