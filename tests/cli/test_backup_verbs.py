@@ -47,11 +47,13 @@ def test_pause_resume_modify_and_start_options(
     keys_file = tmp_path / "keys"
     keys_file.write_text(" ".join(RANGE) + "\n")
     base1, url2 = tmp_path / "one", f"file://{tmp_path}/two"
-    args = ["fdbbackup", "start", "-C", cf, "-d", f"file://{base1}", "-z", "-s", "3", "--keys-file", str(keys_file)]
+    # -s 600: period 2 opens when the first snapshot is done and lasts 600 s (its first task is due
+    # after 150 s), so no period opens or sends anything on its own while the test runs.
+    args = ["fdbbackup", "start", "-C", cf, "-d", f"file://{base1}", "-z", "-s", "600", "--keys-file", str(keys_file)]
     assert run(fleet, [*args, "--snapshot-mode", "rangefile"]).returncode == 0
     assert run(fleet, ["fdbbackup", "status", "-C", cf, "-w"]).returncode == 0  # restorable
     status = run(fleet, ["fdbbackup", "status", "-C", cf]).stdout
-    assert "Snapshot Mode: rangefile" in status and "Snapshot interval is 3 seconds." in status
+    assert "Snapshot Mode: rangefile" in status and "Snapshot interval is 600 seconds." in status
     doc = json.loads(run(fleet, ["fdbbackup", "status", "-C", cf, "--json"]).stdout)
     assert doc["Ranges"] == [[RANGE[0].encode().hex(), RANGE[1].encode().hex()]]
     store: JobStore[BackupJob] = state_store(fleet, "backup")
@@ -62,18 +64,23 @@ def test_pause_resume_modify_and_start_options(
     assert paused.returncode == 0 and paused.stdout == "All backup agents have been paused.\n"
     assert run(fleet, ["fdbbackup", "status", "-C", cf]).stdout.endswith("\nAll backup agents have been paused.\n")
     assert json.loads(run(fleet, ["fdbbackup", "status", "-C", cf, "--json"]).stdout)["BackupAgentsPaused"] is True
-    time.sleep(1.0)  # a round that was running finishes
-    held = store.get(uid)
+
+    def saved() -> tuple[int | None, int, int]:
+        job = store.get(uid)
+        return job.log_end_version, job.log_files, job.log_round
+
+    def settled() -> tuple[int | None, int] | None:  # a round that was running when pause came has ended
+        before = saved()
+        time.sleep(1.0)
+        after = saved()
+        return before[:2] if before[:2] == after[:2] and after[2] > before[2] else None
+
+    held = wait_until("the log chain to idle", settled)
     last = 0
     for i in range(50):
         last = source.driver.commit([set_value(b"load/0000000%03d" % i, b"written while paused")])
     time.sleep(2.0)
-    now = store.get(uid)
-    assert (now.log_end_version, now.log_files, now.snapshot_seq) == (
-        held.log_end_version,
-        held.log_files,
-        held.snapshot_seq,
-    )
+    assert saved()[:2] == held, "nothing is saved while paused (the rounds go on, idle)"
     resumed = run(fleet, ["fdbbackup", "resume", "-C", cf])
     assert resumed.returncode == 0 and resumed.stdout == "All backup agents have been resumed.\n"
     wait_until("the logs to pass the paused writes", lambda: (store.get(uid).log_end_version or 0) > last)
@@ -90,15 +97,15 @@ def test_pause_resume_modify_and_start_options(
     for extra, text in refusals.items():
         res = run(fleet, ["fdbbackup", "modify", "-C", cf, *extra])
         assert res.returncode in (1, 2) and f"ERROR: {text}" in res.stderr, (extra, res.stderr)
-    modify = ["fdbbackup", "modify", "-C", cf]
-    ok = run(fleet, [*modify, "-s", "4", "--verify-uid", uid, "--active-snapshot-interval", "600"])
-    assert ok.returncode == 0 and ok.stdout == "", ok.stderr  # FDB prints nothing
-    assert "Snapshot interval is 4 seconds." in run(fleet, ["fdbbackup", "status", "-C", cf]).stdout
     period = store.get(uid).snapshot_seq
-    time.sleep(3.5)  # the current period now lasts 600 s instead of 3
-    assert (store.get(uid).snapshot_seq, store.get(uid).period_seconds) == (period, 600)
-    assert run(fleet, [*modify, "--active-snapshot-interval", "0"]).returncode == 0  # ends it: the next one is 4 s
-    wait_until("the next period", lambda: (j := store.get(uid)).snapshot_seq > period and j.period_seconds == 4)
+    assert period == 2 and store.get(uid).period_seconds == 600
+    ok = run(
+        fleet, ["fdbbackup", "modify", "-C", cf, "-s", "2", "--verify-uid", uid, "--active-snapshot-interval", "1"]
+    )
+    assert ok.returncode == 0 and ok.stdout == "", ok.stderr  # FDB prints nothing
+    assert "Snapshot interval is 2 seconds." in run(fleet, ["fdbbackup", "status", "-C", cf]).stdout
+    # The current period now lasts 1 s: it sends its tasks, ends, and the next lasts 2 s.
+    wait_until("the next period", lambda: (j := store.get(uid)).snapshot_seq > period and j.period_seconds == 2)
     # -d: later log files and snapshot periods go to the new container, which becomes restorable on its own.
     assert run(fleet, ["fdbbackup", "modify", "-C", cf, "-d", url2]).returncode == 0
     wait_until("the new container to be restorable", lambda: _restorable(url2), timeout=60)
