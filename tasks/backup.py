@@ -1,6 +1,6 @@
 """Backup tasks: the canvas that plays FDB's TaskBucket for ``fdbbackup start``.
 
-``backup.start`` registers log capture, then launches the mutation-log chain, whose rounds also run
+``backup.start`` registers log capture, then launches the mutation-log chain, whose rounds first run
 the snapshot clock (:mod:`workers.backup.schedule`): they open snapshot periods and send what is
 due. Range-file tasks go in paced batches, a chord each whose callback writes the snapshot manifest
 once every task of the period has a result; a BulkDump is one chord of per-shard
@@ -78,8 +78,6 @@ def snapshot_failed(self: Task[Any, Any], uid: str, seq: int, phase: str) -> Non
 
 @app.task(name="backup.capture_logs", queue="mutationlog", bind=True)
 def capture_logs(self: Task[Any, Any], uid: str, round_no: int) -> None:
-    outcome = retry.run(self, mutationlog.log_round, context(), uid, round_no)
-    if outcome.steps is not None:
-        _send(uid, outcome.steps)
+    outcome = retry.run(self, mutationlog.log_round, context(), uid, round_no, partial(_send, uid))
     if outcome.next_round is not None:
         capture_logs.apply_async((uid, outcome.next_round), countdown=get_settings().log_flush_interval)

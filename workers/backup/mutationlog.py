@@ -8,7 +8,7 @@ retention. A file is written when the partition has mutations, when its pending 
 maximum span, or when the backup is about to stop; idle partitions therefore cost no objects most
 rounds.
 
-Exactly one chain runs per backup, and after each round it runs the backup's snapshot clock
+Exactly one chain runs per backup, and each round first runs the backup's snapshot clock
 (:mod:`workers.backup.schedule`); while ``fdbbackup pause`` is in force a round does nothing.
 Round ``n`` runs only while holding the backup's lease and when the record says
 ``log_round == n``; a redelivered stale round either re-enqueues the current round (if that
@@ -19,6 +19,7 @@ the file it wrote; a file left behind by a crash is a subset of a later one, whi
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fdbcore import errors, naming
@@ -112,7 +113,6 @@ def flush_partition(
 @dataclass(frozen=True)
 class RoundOutcome:
     next_round: int | None
-    steps: schedule.Steps | None = None
 
 
 class RoundDecision:
@@ -130,8 +130,10 @@ def decide(current_round: int, my_round: int) -> str:
     return RoundDecision.EXIT
 
 
-def log_round(ctx: Context, uid: str, round_no: int) -> RoundOutcome:
-    """One round of the capture chain: flush every partition, then advance the backup."""
+def log_round(ctx: Context, uid: str, round_no: int, send: Callable[[schedule.Steps], None]) -> RoundOutcome:
+    """One round of the capture chain: run the snapshot clock (``send`` sends what is due), flush every
+    partition, then advance the backup. The clock goes first, so slow log writes do not hold back a
+    snapshot's dispatch."""
     lease_ms = int(ctx.settings.task_time_limit * 1000)
     with lease(ctx.redis, f"{PREFIX}:backup:{uid}:loglease", lease_ms) as held:
         if not held:
@@ -152,15 +154,14 @@ def log_round(ctx: Context, uid: str, round_no: int) -> RoundOutcome:
         if control.paused(ctx.redis):  # the cluster keeps the captured mutations meanwhile
             ctx.backups.job(uid).compare_and_set("log_round", [round_no], round_no + 1)
             return RoundOutcome(round_no + 1)
+        send(schedule.next_steps(ctx, uid))
+        job = lifecycle.load(ctx, uid)
         finishing = job.stop_when_done and view(ctx.backups, job).snapshot_finished
         driver = ctx.cluster(job.cluster_file)
         container = ctx.container(job.url, job.credential_files)
         span = int(MAX_LOG_SPAN_SECONDS * 1_000_000)
         for tag in range(len(job.partitions)):
             flush_partition(driver, container, ctx.backups, job, tag, force=finishing, max_span_versions=span)
-        if not lifecycle.advance(ctx, lifecycle.load(ctx, uid)):
-            ctx.backups.job(uid).compare_and_set("log_round", [round_no], round_no + 1)
-            return RoundOutcome(None)
-        steps = schedule.next_steps(ctx, uid)
+        keep_going = lifecycle.advance(ctx, lifecycle.load(ctx, uid))
         ctx.backups.job(uid).compare_and_set("log_round", [round_no], round_no + 1)
-        return RoundOutcome(round_no + 1, steps)
+        return RoundOutcome(round_no + 1 if keep_going else None)
