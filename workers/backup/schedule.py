@@ -1,4 +1,4 @@
-"""The snapshot clock of a backup, run by its log chain after every round.
+"""The snapshot clock of a backup, run by its log chain at the start of every round.
 
 One chain runs per backup (:mod:`workers.backup.mutationlog`), so it is also where snapshot periods
 open, where range-file tasks are sent paced over their period (:mod:`workers.backup.pacing`), and
