@@ -62,6 +62,8 @@ def to_text(desc: Description, version_time: VersionTime = None) -> str:
             f"  endVersion={_version(desc, s.end_version, version_time)}  totalBytes={s.total_bytes}"
             f"  restorable={'true' if s.restorable else 'false'}  expiredPct={s.expired_pct(desc.expired_end):.2f}"
         )
+        if s.damage is not None:  # describe --deep found a file missing
+            lines.append(f"  Damaged: {s.damage}")
     lines.append(f"SnapshotBytes: {desc.snapshot_bytes}")
     for label, value in (
         ("ExpiredEndVersion:      ", desc.expired_end),
@@ -116,6 +118,7 @@ def to_json(desc: Description, version_time: VersionTime = None) -> str:
                 "Restorable": s.restorable,
                 "TotalBytes": s.total_bytes,
                 "PercentageExpired": s.expired_pct(desc.expired_end),
+                **({"Damaged": s.damage} if s.damage is not None else {}),
             }
             for s in desc.snapshots
         ],

@@ -19,6 +19,7 @@ from cli.fdbtext import (
     version_to_string,
 )
 from fdbcore.modes import SnapshotMode
+from workers.backup import pacing
 from workers.backup.job import (
     BackupJob,
     BackupState,
@@ -51,10 +52,12 @@ def status_text(
     errors: list[ErrorRecord],
     error_limit: int = 10,
     version_time: Callable[[int], float | None] = lambda v: None,
+    paused: bool = False,
 ) -> str:
     """The text; ``version_time`` maps a version to unix time (the cluster's timekeeper)."""
+    tail = "\nAll backup agents have been paused.\n" if paused else ""
     if current is None:
-        return f"No previous backups found on tag '{tag}'.\nUse 'fdbbackup tags' to list all backup tags.\n"
+        return f"No previous backups found on tag '{tag}'.\nUse 'fdbbackup tags' to list all backup tags.\n" + tail
     job = current.job
     url = job.url_display
     lines = [_first_line(job, tag, url), f"BackupUID: {job.uid}", f"BackupURL: {url}"]
@@ -78,7 +81,7 @@ def status_text(
             f"Snapshot interval is {job.snapshot_interval} seconds.",
         ]
     text = "\n".join(lines) + "\n"
-    return text + _errors_block(job, errors[-error_limit:] if error_limit > 0 else [])
+    return text + _errors_block(job, errors[-error_limit:] if error_limit > 0 else []) + tail
 
 
 def _first_line(job: BackupJob, tag: str, url: str) -> str:
@@ -119,6 +122,10 @@ def _rangefile_block(job: BackupJob, rf: RangeFileSnapshot | None) -> list[str]:
     out = [f" Bytes written: {format_bytes_human(rf.bytes if rf else 0)}"]
     if rf is not None and rf.phase == Phase.COMPLETE:
         out.append(" Progress: 100.00%")
+    elif rf is not None and rf.phase == Phase.SKIPPED:
+        out.append(" Status: not taken (discontinued before this period's snapshot began)")
+    elif rf is not None and job.state == BackupState.RUNNING_DIFFERENTIAL and job.period_seconds > 0:
+        out.append(f" Progress: {pacing.progress_pct(time.time() - rf.started_at, job.period_seconds):.2f}%")
     elif rf is not None and job.state == BackupState.RUNNING_DIFFERENTIAL and rf.tasks_total:
         out.append(f" Progress: {100.0 * rf.tasks_done / rf.tasks_total:.2f}%")
     else:
@@ -151,9 +158,11 @@ def _errors_block(job: BackupJob, errors: list[ErrorRecord]) -> str:
     return text
 
 
-def status_json(current: BackupView | None, tag: str, errors: list[ErrorRecord]) -> dict[str, Any]:
+def status_json(
+    current: BackupView | None, tag: str, errors: list[ErrorRecord], paused: bool = False
+) -> dict[str, Any]:
     if current is None:
-        return {"Tag": tag, "Found": False}
+        return {"Tag": tag, "Found": False, "BackupAgentsPaused": paused}
     job, rf, bd = current.job, current.rangefile, current.bulkdump
     end = job.log_end_version
     return {
@@ -172,6 +181,11 @@ def status_json(current: BackupView | None, tag: str, errors: list[ErrorRecord])
         "Ranges": [[r.begin.hex(), r.end.hex()] for r in job.ranges],
         "StopWhenDone": job.stop_when_done,
         "SnapshotIntervalSeconds": job.snapshot_interval,
+        "InitialSnapshotIntervalSeconds": job.initial_snapshot_interval,
+        "Incremental": job.incremental,
+        "SnapshotPeriod": job.snapshot_seq,
+        "PeriodSeconds": job.period_seconds,
+        "BulkDumpPeriod": job.bulkdump_seq,
         "BeginVersion": job.begin_version,
         "RestorableVersion": job.restorable_version,
         "CompletedVersion": job.completed_version,
@@ -194,6 +208,7 @@ def status_json(current: BackupView | None, tag: str, errors: list[ErrorRecord])
             "LastCompleteVersion": None if end is None else end - 1,
         },
         "Errors": [e.__dict__ for e in errors],
+        "BackupAgentsPaused": paused,
     }
 
 

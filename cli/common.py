@@ -166,3 +166,31 @@ def log_options(func: Callable[..., object]) -> Callable[..., object]:
     func = click.option("--logdir", default=None, help="Directory for trace files (with --log).")(func)
     func = click.option("--log", is_flag=True, help="Write JSON trace events.")(func)
     return click.option("--trace-format", type=click.Choice(["json"]), default="json", hidden=True)(func)
+
+
+def keys_file_option(func: Callable[..., object]) -> Callable[..., object]:
+    return click.option(
+        "--keys-file",
+        "keys_file",
+        default=None,
+        help='A file of key ranges "<BEGIN> <END>", separated by ";" or new lines (with or instead of -k).',
+    )(func)
+
+
+def key_ranges(keys: Sequence[str], keys_file: str | None) -> list[KeyRange]:
+    """``-k`` values and the ranges of ``--keys-file`` (FDB reads the file as one ``-k`` value whose
+    ranges are separated by ``;``; a new line separates them here too)."""
+    ranges = parse_keys_options(keys)
+    if keys_file is None:
+        return ranges
+    try:
+        text = Path(keys_file).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise errors.InvalidOptionValue(f"--keys-file {keys_file}: cannot read it: {exc}") from None
+    pieces = [p.strip() for line in text.splitlines() for p in line.split(";") if p.strip()]
+    if not pieces:
+        raise errors.InvalidOptionValue(f"--keys-file {keys_file} holds no key range")
+    try:
+        return ranges + parse_keys_options(pieces)
+    except errors.FDBError as exc:
+        raise type(exc)(f"--keys-file {keys_file}: {exc.message}") from None

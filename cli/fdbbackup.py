@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import click
 
-from cli import backup_describe, common, exit_codes
+from cli import backup_admin, backup_describe, common, exit_codes
 from cli.backup_status import state_text, status_json, status_text
 from cli.progress import LiveProgress
 from config import get_settings
@@ -20,7 +20,7 @@ from fdbcore.backup_encryption import check_destination, encryption_of, key_requ
 from fdbcore.catalog import Catalog
 from fdbcore.catalog import expire as expire_data
 from fdbcore.cluster import connect
-from fdbcore.container import list_backups, open_container, redact_url, start_backup_url
+from fdbcore.container import BackupContainer, list_backups, open_container, redact_url, start_backup_url
 from fdbcore.encryption import DEFAULT_BLOCK_SIZE, EncryptionSettings
 from fdbcore.keys import USER_KEYS
 from fdbcore.modes import SnapshotMode
@@ -44,8 +44,8 @@ def _agents_alive() -> bool:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=exit_codes.HELP_EPILOG)
 @click.version_option(package_name="fdb-backup-v3", prog_name="fdbbackup")
 def cli() -> None:
-    """FoundationDB backup: start | status | abort | wait | discontinue | expire | delete | describe |
-    list | tags | dump."""
+    """FoundationDB backup: start | status | abort | cleanup | wait | discontinue | pause | resume | expire |
+    delete | describe | list | query | dump | modify | tags."""
 
 
 @cli.command(epilog=exit_codes.HELP_EPILOG)
@@ -55,9 +55,26 @@ def cli() -> None:
 @click.option("-w", "--waitfordone", "wait", is_flag=True, help="Wait for the backup to complete.")
 @click.option("-z", "--no-stop-when-done", "continuous", is_flag=True, help="Keep backing up after restorable.")
 @click.option("-s", "--snapshot-interval", type=int, default=DEFAULT_SNAPSHOT_INTERVAL, show_default=True)
+@click.option(
+    "--initial-snapshot-interval",
+    "initial_interval",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seconds the first snapshot's range files are spread over (0: as fast as possible).",
+)
 @click.option("-k", "--keys", "keys", multiple=True, help='Key ranges "<BEGIN> <END>" (repeatable).')
+@common.keys_file_option
 @click.option("-n", "--dryrun", is_flag=True, help="Check everything, change nothing.")
-@click.option("--mode", "mode_text", default="rangefile", help=f"Snapshot mechanism: {MODES}.", show_default=True)
+@click.option(
+    "--mode",
+    "--snapshot-mode",
+    "mode_text",
+    default="rangefile",
+    help=f"Snapshot mechanism: {MODES}.",
+    show_default=True,
+)
+@click.option("--incremental", is_flag=True, help="Back up mutation logs only, no snapshot.")
 @click.option(
     "--bulkdump-timeout",
     "--timeout",
@@ -83,9 +100,12 @@ def start(
     wait: bool,
     continuous: bool,
     snapshot_interval: int,
+    initial_interval: int,
     keys: Sequence[str],
+    keys_file: str | None,
     dryrun: bool,
     mode_text: str,
+    incremental: bool,
     bulkdump_timeout: int | None,
     encryption_key_file: str | None,
     encryption_block_size: int | None,
@@ -98,9 +118,11 @@ def start(
     common.configure_trace(log, logdir)
     encryption = _encryption(encryption_key_file, encryption_block_size)
     mode = common.parse_mode(SnapshotMode, mode_text, "snapshot")
-    ranges = common.parse_keys_options(keys) or [USER_KEYS]
+    ranges = common.key_ranges(keys, keys_file) or [USER_KEYS]
     if snapshot_interval <= 0:
         raise errors.InvalidOptionValue(f"snapshot interval must be positive, got {snapshot_interval}")
+    if initial_interval < 0:
+        raise errors.InvalidOptionValue(f"initial snapshot interval must not be negative, got {initial_interval}")
     cluster = common.resolve_cluster_file(cluster_file)
     target = start_backup_url(url)
     container = open_container(target, credential_files=blob_credentials)
@@ -116,6 +138,8 @@ def start(
         bulkdump_deadline=bulkdump_timeout or get_settings().bulkdump_deadline,
         credential_files=blob_credentials,
         encryption=encryption,
+        initial_snapshot_interval=initial_interval,
+        incremental=incremental,
     )
     store = _store()
     connect(cluster).get_read_version()  # the source cluster must answer before we submit
@@ -186,11 +210,12 @@ def status(
         _follow(store, tag)
     current = _view(store, tag)
     errs = store.errors(current.job.uid) if current else []
+    paused = control.paused(store.client)
     if as_json:
-        click.echo(json.dumps(status_json(current, tag, errs), indent=2))
+        click.echo(json.dumps(status_json(current, tag, errs, paused), indent=2))
         return exit_codes.OK
     version_time = _version_time(current.job if current else None)
-    click.echo(status_text(current, tag, errs, error_limit, version_time), nl=False)
+    click.echo(status_text(current, tag, errs, error_limit, version_time, paused), nl=False)
     return exit_codes.OK
 
 
@@ -288,6 +313,7 @@ def tags() -> int:
 @cli.command()
 @click.option("-d", "--destcontainer", "url", required=True)
 @click.option("--version-timestamps", is_flag=True, help="Show times of versions (needs -C).")
+@click.option("--deep", is_flag=True, help="Also check that every file each snapshot names is present.")
 @click.option("--json", "as_json", is_flag=True)
 @common.cluster_option
 @common.blob_credentials_option
@@ -295,6 +321,7 @@ def tags() -> int:
 def describe(
     url: str,
     version_timestamps: bool,
+    deep: bool,
     as_json: bool,
     cluster_file: str | None,
     blob_credentials: Sequence[str],
@@ -308,7 +335,7 @@ def describe(
         show = backup_describe.encryption_json if as_json else backup_describe.encryption_text
         click.echo(show(plain.url, meta), nl=as_json)
         raise key_required(plain.url)
-    desc = Catalog(unlock(plain, meta, encryption_key_file)).describe()
+    desc = Catalog(unlock(plain, meta, encryption_key_file)).describe(deep=deep)
     version_time = None
     if version_timestamps:
         driver = connect(common.resolve_cluster_file(cluster_file))
@@ -372,6 +399,9 @@ def list_cmd(base_url: str, blob_credentials: Sequence[str]) -> int:
 @click.option("--delete-before-days", "before_days", type=float, default=None, help="Days before the newest log.")
 @click.option("--restorable-after-version", "restorable_after", type=int, default=None)
 @click.option("--restorable-after-timestamp", "restorable_after_ts", default=None)
+@click.option(
+    "--min-restorable-days", "min_restorable_days", type=float, default=None, help="Days before the newest log."
+)
 @click.option("-f", "--force", is_flag=True, help="Expire even if the backup becomes unrestorable.")
 @common.cluster_option
 @common.blob_credentials_option
@@ -383,6 +413,7 @@ def expire(
     before_days: float | None,
     restorable_after: int | None,
     restorable_after_ts: str | None,
+    min_restorable_days: float | None,
     force: bool,
     cluster_file: str | None,
     blob_credentials: Sequence[str],
@@ -399,14 +430,25 @@ def expire(
         if restorable_after_ts:
             restorable_after = driver.version_at_time(parse_timestamp(restorable_after_ts))
     if before_days is not None:
-        max_log_end = Catalog(container).describe().max_log_end
-        if max_log_end is None:
-            raise errors.BackupCannotExpire("the backup has no logs to measure --delete-before-days from")
-        before_version = max_log_end - int(before_days * 86400 * 1_000_000)
+        before_version = _days_before_log_end(container, before_days, "--delete-before-days")
+    if min_restorable_days is not None:
+        restorable_after = _days_before_log_end(container, min_restorable_days, "--min-restorable-days")
     if before_version is None:
         raise errors.BackupError("No version or date/time is specified.")
-    result = expire_data(container, before_version, restorable_after=restorable_after, force=force)
-    click.echo(f"All data before version {before_version} has been deleted.")
+    try:
+        result = expire_data(container, before_version, restorable_after=restorable_after, force=force)
+    except errors.BackupCannotExpire as exc:
+        raise errors.BackupCannotExpire(
+            "Requested expiration would be unsafe.  Backup would not meet minimum restorability.  "
+            f"Use --force to delete data anyway. ({exc.message})"
+        ) from None
+    if before_days is not None:
+        versions = int(before_days * _DAY_VERSIONS)
+        click.echo(
+            f"All data before {versions} versions ({before_days:g} days) prior to latest backup log has been deleted."
+        )
+    else:
+        click.echo(f"All data before version {before_version} has been deleted.")
     if result.actual_end < result.requested_end:
         click.echo(
             f"NOTE: The requested expiration point (version {result.requested_end}) fell in the middle of a log "
@@ -419,6 +461,27 @@ def expire(
             f"requested version {result.requested_end}. No additional data was deleted."
         )
     return exit_codes.OK
+
+
+_DAY_VERSIONS = 24 * 3600 * 1_000_000
+
+
+def _days_before_log_end(container: BackupContainer, days: float, option: str) -> int:
+    """FDB's day options count back from the newest log's end version (1,000,000 versions a second)."""
+    max_log_end = Catalog(container).describe().max_log_end
+    if max_log_end is None:
+        raise errors.BackupCannotExpire(f"the backup has no logs to measure {option} from")
+    return max_log_end - int(days * _DAY_VERSIONS)
+
+
+for _command in (
+    backup_admin.modify,
+    backup_admin.pause,
+    backup_admin.resume,
+    backup_admin.query,
+    backup_admin.cleanup,
+):
+    cli.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import click
 
-from cli import common, exit_codes
+from cli import common, exit_codes, restore_options
 from cli.fdbtext import format_bytes_human
 from cli.progress import LiveProgress
 from cli.restore_status import NO_RESTORES, full_status_text, progress_text, rollback_text, status_json
@@ -23,7 +23,7 @@ from fdbcore.backup_encryption import encryption_of, unlock
 from fdbcore.cluster import connect
 from fdbcore.container import open_container
 from fdbcore.encryption import EncryptionSettings, read_key_file
-from fdbcore.keys import USER_KEYS, parse_printable, printable
+from fdbcore.keys import parse_printable, printable
 from fdbcore.modes import RestoreMode
 from workers.restore import control
 from workers.restore.job import RestoreJob, RestoreState, Rewrite
@@ -76,11 +76,13 @@ def _dest_option(func: Callable[..., object]) -> Callable[..., object]:
 @click.option("--timestamp", default=None, help="Target time, YYYY/MM/DD.HH:MI:SS+hhmm (needs --orig-cluster-file).")
 @click.option("--orig-cluster-file", default=None, help="The backed-up cluster, to map --timestamp to a version.")
 @click.option("-k", "--keys", "keys", multiple=True, help='Key ranges "<BEGIN> <END>" to restore (repeatable).')
+@common.keys_file_option
 @click.option("--add-prefix", default="", help="Prefix to add to the restored keys.")
 @click.option("--remove-prefix", default="", help="Prefix to remove from the restored keys.")
 @click.option("-w", "--waitfordone", "wait", is_flag=True, help="Wait for the restore to complete; print progress.")
 @click.option("-n", "--dryrun", is_flag=True, help="Check that the restore is possible, change nothing.")
 @click.option("--mode", "mode_text", default="rangefile", show_default=True, help=f"Snapshot method: {MODES}.")
+@restore_options.selection_options
 @common.blob_credentials_option
 @common.encryption_key_option
 @common.log_options
@@ -92,11 +94,13 @@ def start(
     timestamp: str | None,
     orig_cluster_file: str | None,
     keys: Sequence[str],
+    keys_file: str | None,
     add_prefix: str,
     remove_prefix: str,
     wait: bool,
     dryrun: bool,
     mode_text: str,
+    selection: restore_options.Chosen,
     blob_credentials: Sequence[str],
     encryption_key_file: str | None,
     log: bool,
@@ -128,10 +132,12 @@ def start(
         cluster_file=dest,
         mode=mode,
         target_version=version,
-        ranges=common.parse_keys_options(keys) or [USER_KEYS],
+        ranges=selection.ranges(common.key_ranges(keys, keys_file)),
         rewrite=Rewrite(parse_printable(remove_prefix), parse_printable(add_prefix)),
         credential_files=blob_credentials,
         encryption=None if encryption_key_file is None else EncryptionSettings.of(encryption_key_file, meta.block_size),
+        selection=selection.selection(mode),
+        force=selection.force,
     )
     try:
         plan = control.check(container, driver, req)

@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from fdbcore import bulkdump_dataset as ds
 from fdbcore import errors, naming
 from fdbcore.container.base import BackupContainer
 from fdbcore.formats.properties import (
@@ -70,6 +71,9 @@ class SnapshotRef:
     manifest: SnapshotManifest | BulkDumpSnapshotManifest
     #: Exclusive end of the logs continuous from ``begin_version`` (None: no such logs).
     log_end: int | None = None
+    #: What ``describe --deep`` found missing or wrong in the files the snapshot names (None: intact,
+    #: or not checked).
+    damage: str | None = None
 
     @property
     def restorable(self) -> bool:
@@ -78,6 +82,8 @@ class SnapshotRef:
     @property
     def max_restorable(self) -> int | None:
         """The newest version this snapshot restores to, or None if it cannot be restored."""
+        if self.damage is not None:
+            return None
         if self.log_end is not None and self.log_end > self.end_version:
             return self.log_end - 1
         if self.begin_version == self.end_version:
@@ -144,7 +150,8 @@ class RestoreSet:
     """Everything a restore to ``target_version`` reads."""
 
     target_version: int
-    snapshot: SnapshotRef
+    #: None for a logs-only (``--incremental``) restore.
+    snapshot: SnapshotRef | None
     #: Range files to load (range-file mode); empty in BulkLoad mode.
     range_files: list[RangeFileRef]
     #: Log files with mutations in ``(begin_version, target_version]``, subset duplicates removed.
@@ -280,7 +287,10 @@ class Catalog:
             return EncryptionMetadata()
 
     # --- describe ---------------------------------------------------------------------------------
-    def describe(self) -> Description:
+    def describe(self, *, deep: bool = False) -> Description:
+        """What the container holds; ``deep`` also checks that every file each snapshot names is
+        there (range files; a BulkDump dataset's manifests and data files), marking the snapshot
+        unrestorable with what is missing."""
         if next(iter(self.container.list("")), None) is None:
             raise errors.BackupDoesNotExist(f"no backup at {self.container.url}")
         expired_end = self._version_property(naming.EXPIRED_END_VERSION)
@@ -290,9 +300,12 @@ class Catalog:
         partitioned = [f for f in logs if f.partitioned]
         chain = _LogChains(partitioned or logs, bool(partitioned))
         snapshots = [
-            _with_log_end(s, chain.end_from(s.begin_version)) for s in self.snapshots() if s.end_version > floor
+            _with(s, log_end=chain.end_from(s.begin_version), damage=self.snapshot_damage(s) if deep else None)
+            for s in self.snapshots()
+            if s.end_version > floor
         ]
         min_log_begin = min((f.begin for f in chain.files), default=None)
+        first = chain.first_covered()
         return Description(
             url=self.container.url,
             snapshots=snapshots,
@@ -301,16 +314,25 @@ class Catalog:
             expired_end=expired_end,
             unreliable_end=unreliable_end,
             min_log_begin=min_log_begin,
-            contiguous_log_end=chain.end_from(min_log_begin) if min_log_begin is not None else None,
+            contiguous_log_end=chain.end_from(first) if first is not None else None,
             max_log_end=max((f.end for f in chain.files), default=None),
             partitions=self.partitions() if partitioned else None,
         )
 
     # --- restore ----------------------------------------------------------------------------------
-    def restore_set(self, target_version: int | None, ranges: Sequence[KeyRange], mode: RestoreMode) -> RestoreSet:
+    def restore_set(
+        self,
+        target_version: int | None,
+        ranges: Sequence[KeyRange],
+        mode: RestoreMode,
+        *,
+        snapshot_version: int | None = None,
+    ) -> RestoreSet:
         """Choose the newest usable snapshot of the mode's kind and the logs to reach the target.
 
-        ``target_version`` None means the newest restorable version for this mode.
+        ``target_version`` None means the newest restorable version for this mode. With
+        ``snapshot_version``, only snapshots ending at or before it are candidates (``fdbrestore
+        --snapshot-version``, like ``fdbbackup query --query-restore-snapshot-version``).
         """
         desc = self.describe()
         all_logs = self.log_files()
@@ -336,8 +358,13 @@ class Catalog:
         partitioned = desc.mutation_log_type == MUTATION_LOG_PARTITIONED
         logs = [f for f in all_logs if f.partitioned == partitioned]
         chain = _LogChains(logs, partitioned)
+        if snapshot_version is not None and snapshot_version > target:
+            raise errors.RestoreInvalidVersion(
+                f"snapshot version {snapshot_version} is after the restore target version {target}"
+            )
+        newest = target if snapshot_version is None else snapshot_version
         for snap in sorted(desc.snapshots, key=lambda s: s.end_version, reverse=True):
-            if snap.kind != kind or snap.end_version > target or snap.max_restorable is None:
+            if snap.kind != kind or snap.end_version > newest or snap.max_restorable is None:
                 continue
             if snap.max_restorable < target:
                 continue
@@ -353,9 +380,58 @@ class Catalog:
                     continue
                 log_files = chain.needed(begin, target)
             return RestoreSet(target, snap, files, log_files, begin, end, desc.partitions, checksummed)
+        at = "" if snapshot_version is None else f" from a snapshot ending by version {snapshot_version}"
         raise errors.RestoreMissingData(
-            f"no {kind.value} snapshot and continuous logs of {desc.url} reach version {target}"
+            f"no {kind.value} snapshot and continuous logs of {desc.url} reach version {target}{at}"
         )
+
+    def log_restore_set(self, begin_version: int | None, target_version: int | None) -> RestoreSet:
+        """The logs of ``(begin_version, target_version]`` alone (FDB's logs-only ``--incremental``
+        restore onto a destination already restored to ``begin_version``); ``begin_version`` None
+        means from the first log, ``target_version`` None the end of the logs continuous from it."""
+        desc = self.describe()
+        all_logs = self.log_files()
+        checksummed = self.log_checksums_recorded()
+        if checksummed:
+            self._refuse_lost_logs(all_logs, desc, target_version)
+        partitioned = desc.mutation_log_type == MUTATION_LOG_PARTITIONED
+        chain = _LogChains([f for f in all_logs if f.partitioned == partitioned], partitioned)
+        begin = begin_version if begin_version is not None else chain.first_covered()
+        log_end = chain.end_from(begin) if begin is not None else None
+        if begin is None or log_end is None:
+            raise errors.RestoreMissingData(f"no logs of {desc.url} begin at or before version {begin_version}")
+        target = log_end - 1 if target_version is None else target_version
+        if not begin <= target < log_end:
+            raise errors.RestoreInvalidVersion(
+                f"version {target} is not restorable from the logs alone: the logs of {desc.url} continuous "
+                f"from version {begin} reach version {log_end - 1}"
+            )
+        return RestoreSet(target, None, [], chain.needed(begin, target), begin, begin, desc.partitions, checksummed)
+
+    def snapshot_damage(self, snap: SnapshotRef) -> str | None:
+        """What is missing among the files ``snap`` names, from listings (None: all there). Content is
+        proven later, by the restore's verify tasks."""
+        if isinstance(snap.manifest, BulkDumpSnapshotManifest):
+            return self._dataset_damage(snap.manifest)
+        present = {f.path for f in self.range_files()}
+        missing = [p for p in snap.manifest.files if p not in present]
+        return f"range file {missing[0]} is missing" if missing else None
+
+    def _dataset_damage(self, manifest: BulkDumpSnapshotManifest) -> str | None:
+        try:
+            entries = ds.read_job_manifest(self.container, manifest.job_id)
+        except errors.RestoreBulkloadDatasetIncomplete as exc:
+            return exc.message
+        folder = ds.in_root(naming.bulkdump_job_dir(manifest.job_id)) + "/"
+        present = {info.path for info in self.container.list(folder)}
+        for e in entries:
+            path = ds.in_root(e.manifest_relative_path)
+            if path not in present:
+                return f"batch manifest {path} is missing"
+            data = f"{path.rsplit('/', 1)[0]}/{naming.bulkdump_data_name(e.version)}"
+            if e.total_bytes and data not in present:
+                return f"data file {data} is missing"
+        return None
 
     def _refuse_lost_logs(self, logs: Sequence[LogFileRef], desc: Description, target: int | None) -> None:
         """A deleted log file shortens the chain, which would quietly lower the newest restorable
@@ -401,8 +477,8 @@ def _check_covered(snap: SnapshotRef, wanted: Iterable[KeyRange]) -> None:
         )
 
 
-def _with_log_end(s: SnapshotRef, log_end: int | None) -> SnapshotRef:
-    return SnapshotRef(s.path, s.begin_version, s.end_version, s.total_bytes, s.kind, s.manifest, log_end)
+def _with(s: SnapshotRef, *, log_end: int | None, damage: str | None) -> SnapshotRef:
+    return SnapshotRef(s.path, s.begin_version, s.end_version, s.total_bytes, s.kind, s.manifest, log_end, damage)
 
 
 def _covered(begin: int, end: int, spans: Sequence[tuple[int, int]] | None) -> bool:
@@ -424,6 +500,16 @@ class _LogChains:
             self.files = drop_subset_duplicates(files)
         else:
             self.files = sorted(files, key=lambda f: (f.begin, f.end))
+
+    def first_covered(self) -> int | None:
+        """The first version the logs cover: for partitioned logs, the first every tag covers (each
+        partition's capture starts at its own version)."""
+        if not self.partitioned:
+            return min((f.begin for f in self.files), default=None)
+        firsts: dict[int | None, int] = {}
+        for f in self.files:
+            firsts[f.tag] = min(firsts.get(f.tag, f.begin), f.begin)
+        return max(firsts.values(), default=None)
 
     def end_from(self, begin: int) -> int | None:
         if self.partitioned:
@@ -456,8 +542,11 @@ def expire(
 
     Refused (``backup_cannot_expire``) unless a restorable snapshot begins at or after the cutoff and
     ends by ``restorable_after`` — or ``force``. A cutoff inside a log file moves back to that file's
-    begin (per tag, so no tag loses continuity). ``unreliable_end_version`` is written before anything
-    is deleted and ``expired_end_version`` after; a BulkDump snapshot goes with its dataset.
+    begin (per tag, so no tag loses continuity). A snapshot that begins before the cutoff can no longer
+    be restored (its first logs go), so it goes whole: its manifest, every range file it names, or its
+    BulkDump dataset; every snapshot beginning at or after the cutoff keeps all its files and the logs
+    from its begin on. ``unreliable_end_version`` is written before anything is deleted and
+    ``expired_end_version`` after.
     """
     catalog = Catalog(container)
     desc = catalog.describe()
@@ -481,9 +570,12 @@ def expire(
         if f.begin < end_version < f.end:
             cutoff = min(cutoff, f.begin)
     doomed_logs = [f.path for f in logs if f.end <= cutoff]
+    gone_snapshots = [s for s in catalog.snapshots() if s.begin_version < cutoff]
+    kept_files = {p for s in catalog.snapshots() if s.begin_version >= cutoff for p in _range_files_of(s)}
+    gone_files = {p for s in gone_snapshots for p in _range_files_of(s)}
     doomed = list(doomed_logs)
-    doomed += [f.path for f in catalog.range_files() if f.version < cutoff]
-    gone_snapshots = [s for s in desc.snapshots if s.end_version < cutoff]
+    doomed += [f.path for f in catalog.range_files() if f.path in gone_files or (f.version < cutoff)]
+    doomed = [p for p in doomed if p not in kept_files]
     doomed += [s.path for s in gone_snapshots]
     unreliable = naming.property_path(naming.UNRELIABLE_END_VERSION)
     if (desc.unreliable_end or 0) < cutoff:
@@ -498,3 +590,7 @@ def expire(
             deleted += container.delete_prefix(f"{naming.BULKDUMP_ROOT}/{naming.bulkdump_job_dir(s.manifest.job_id)}/")
     container.write(naming.property_path(naming.EXPIRED_END_VERSION), format_version_property(cutoff))
     return ExpireResult(end_version, cutoff, deleted)
+
+
+def _range_files_of(snap: SnapshotRef) -> tuple[str, ...]:
+    return () if isinstance(snap.manifest, BulkDumpSnapshotManifest) else snap.manifest.files

@@ -1,10 +1,12 @@
 """Backup tasks: the canvas that plays FDB's TaskBucket for ``fdbbackup start``.
 
-``backup.start`` registers log capture, then launches the mutation-log chain and the first
-snapshot. A snapshot is a chord per method: per-shard ``backup.rangefile`` tasks whose callback
-writes the snapshot manifest, and per-shard ``backup.bulkdump`` tasks whose callback writes the job
-manifest and the BulkDump snapshot manifest. Arguments are ids only; the record in Redis holds
-everything else (and no secret ever reaches a task argument, a log line or Flower).
+``backup.start`` registers log capture, then launches the mutation-log chain, whose rounds first run
+the snapshot clock (:mod:`workers.backup.schedule`): they open snapshot periods and send what is
+due. Range-file tasks go in paced batches, a chord each whose callback writes the snapshot manifest
+once every task of the period has a result; a BulkDump is one chord of per-shard
+``backup.bulkdump`` tasks whose callback writes the job manifest and the BulkDump snapshot manifest.
+Arguments are ids only; the record in Redis holds everything else (and no secret ever reaches a task
+argument, a log line or Flower).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from celery import Task, chord
 from config import get_settings
 from tasks import retry
 from tasks.app import app
-from workers.backup import lifecycle, mutationlog, snapshot
+from workers.backup import lifecycle, mutationlog, schedule, snapshot
 from workers.context import context
 
 
@@ -26,22 +28,21 @@ def start(self: Task[Any, Any], uid: str) -> None:
     ctx = context()
     if retry.run(self, lifecycle.start, ctx, uid, on_failure=partial(lifecycle.fail, ctx, uid)):
         capture_logs.apply_async((uid, 1))
-        snapshot_period.apply_async((uid, 1))
 
 
-@app.task(name="backup.snapshot", queue="backup", bind=True)
-def snapshot_period(self: Task[Any, Any], uid: str, seq: int) -> None:
+def _send(uid: str, steps: schedule.Steps) -> None:
+    """Send what the snapshot clock found due, then mark it sent."""
     ctx = context()
-    plan = retry.run(self, snapshot.plan, ctx, uid, seq)
-    if plan is None:
-        return
-    if plan.rangefile_tasks:
-        header = [rangefile_task.si(uid, seq, i) for i in range(plan.rangefile_tasks)]
+    if steps.rangefile is not None:
+        seq, first, end = steps.rangefile
+        header = [rangefile_task.si(uid, seq, i) for i in range(first, end)]
         chord(header)(finish_rangefile.si(uid, seq).on_error(snapshot_failed.si(uid, seq, "rangefile")))
-    if plan.bulkdump_tasks:
-        header = [bulkdump_task.si(uid, seq, i) for i in range(plan.bulkdump_tasks)]
+        snapshot.mark_rangefile_dispatched(ctx, uid, seq, first, end)
+    if steps.bulkdump is not None:
+        seq, tasks = steps.bulkdump
+        header = [bulkdump_task.si(uid, seq, i) for i in range(tasks)]
         chord(header)(finish_bulkdump.si(uid, seq).on_error(snapshot_failed.si(uid, seq, "bulkdump")))
-    snapshot.mark_dispatched(ctx, uid, seq)
+        snapshot.mark_bulkdump_dispatched(ctx, uid, seq)
 
 
 @app.task(name="backup.rangefile", queue="rangefile", bind=True)
@@ -79,10 +80,16 @@ def snapshot_failed(self: Task[Any, Any], uid: str, seq: int, phase: str) -> Non
 @app.task(name="backup.capture_logs", queue="mutationlog", bind=True)
 def capture_logs(self: Task[Any, Any], uid: str, round_no: int) -> None:
     ctx = context()
-    outcome = retry.run(self, mutationlog.log_round, ctx, uid, round_no, on_failure=partial(lifecycle.fail, ctx, uid))
+    outcome = retry.run(
+        self,
+        mutationlog.log_round,
+        ctx,
+        uid,
+        round_no,
+        partial(_send, uid),
+        on_failure=partial(lifecycle.fail, ctx, uid),
+    )
     if outcome is None:  # the backup failed (an agent without the backup's key, say)
         return
-    if outcome.snapshot_seq:
-        snapshot_period.apply_async((uid, outcome.snapshot_seq))
     if outcome.next_round is not None:
         capture_logs.apply_async((uid, outcome.next_round), countdown=get_settings().log_flush_interval)

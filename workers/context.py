@@ -47,15 +47,17 @@ class Context:
             driver = self._clusters[cluster_file] = connect(cluster_file)
         return driver
 
-    def container(self, job: StoredJob) -> BackupContainer:
-        """The job's container; an encrypted backup's decrypts and encrypts with this host's copy of the
-        key file, which must hold the key the job was started with (``invalid_encryption_key_file``)."""
+    def container(self, job: StoredJob, url: str | None = None) -> BackupContainer:
+        """The job's container (or the one at ``url``, a continuous backup's earlier destination); an
+        encrypted backup's decrypts and encrypts with this host's copy of the key file, which must hold
+        the key the job was started with (``invalid_encryption_key_file``)."""
         settings = job.encryption
-        key = (job.url, tuple(job.credential_files), settings)
+        url = url or job.url
+        key = (url, tuple(job.credential_files), settings)
         c = self._containers.get(key)
         if c is None:
             cipher = None if settings is None else settings.cipher()
-            c = open_container(job.url, credential_files=job.credential_files, cipher=cipher)
+            c = open_container(url, credential_files=job.credential_files, cipher=cipher)
             self._containers[key] = c
         return c
 

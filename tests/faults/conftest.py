@@ -4,22 +4,20 @@
 and the ``long_only`` variants (every kind of kill in every phase); the default run keeps one seed
 and one kill per phase, so the suite stays within a few minutes of CI time.
 
-Module-wide fixtures make one backup per test module and let its tests restore it many times:
-``module_cluster_factory`` (embedded clusters that live for the module) and ``module_fleet``
-(workers on the session Redis, stopped before the module's tests run).
+Module-wide fixtures (``module_cluster_factory``, ``module_fleet``, in ``tests/fixtures``) make one
+backup per test module and let its tests restore it many times.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.faults.helpers import S3Rig
-from tests.fixtures.cluster import EmbeddedCluster, cluster_factory
+from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
-from tests.fixtures.redis import RedisServer
 from tests.fixtures.s3 import S3Endpoint, S3FaultProxy
 
 #: Seeds of the default run.
@@ -45,28 +43,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if skipped:
         config.hook.pytest_deselected(items=skipped)
         items[:] = [i for i in items if not i.get_closest_marker("long_only")]
-
-
-@pytest.fixture(scope="module")
-def module_dir(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
-    return tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
-
-
-@pytest.fixture(scope="module")
-def module_cluster_factory(module_dir: Path) -> Iterator[Callable[..., EmbeddedCluster]]:
-    """Like ``embedded_cluster_factory``, for clusters shared by a module's tests."""
-    with cluster_factory(module_dir) as make:
-        yield make
-
-
-@pytest.fixture(scope="module")
-def module_fleet(redis_server: RedisServer, module_dir: Path) -> Iterator[Fleet]:
-    """A fleet on the session Redis (flushed first) for making a module's backup; stop it when done."""
-    redis_server.client().flushall()
-    fleet = Fleet(redis_server.url, module_dir / "fleet")
-    fleet.workdir.mkdir(parents=True)
-    yield fleet
-    fleet.stop()
 
 
 @pytest.fixture

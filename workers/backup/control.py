@@ -1,4 +1,5 @@
-"""What the producer CLI does to backups without the fleet: submit, abort, discontinue.
+"""What the producer CLI does to backups without the fleet: submit, abort, discontinue, modify,
+pause and resume.
 
 Like ``fdbbackup``, submitting only records the job and hands ``backup.start`` to the agents; the
 container is created here first, so a bad URL or missing credentials fail at the prompt (FDB:
@@ -11,15 +12,21 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import redis
+
 from fdbcore import errors, naming
 from fdbcore.cluster.interface import ClusterDriver
-from fdbcore.container import BackupContainer
+from fdbcore.container import BackupContainer, redact_url, without_secret
 from fdbcore.encryption import EncryptionSettings
 from fdbcore.keys import USER_END, KeyRange, normalize_ranges, printable
 from fdbcore.modes import SnapshotMode
 from workers.backup.job import ACTIVE_STATES, BackupJob, BackupState
+from workers.backup.lifecycle import write_metadata
 from workers.encryption import encryption_fields
-from workers.state import JobStore, job_identity
+from workers.state import PREFIX, ErrorRecord, JobStore, job_identity
+
+#: Set while ``fdbbackup pause`` is in force (FDB pauses its whole task bucket: every backup).
+PAUSE_KEY = f"{PREFIX}:backup:paused"
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,8 @@ class Submission:
     credential_files: Sequence[str] = ()
     #: File-level encryption (None: the backup is plain).
     encryption: EncryptionSettings | None = None
+    initial_snapshot_interval: int = 0
+    incremental: bool = False
 
 
 def validate_ranges(ranges: Sequence[KeyRange]) -> list[KeyRange]:
@@ -69,6 +78,8 @@ def submit(store: JobStore[BackupJob], container: BackupContainer, sub: Submissi
         ranges=ranges,
         stop_when_done=sub.stop_when_done,
         snapshot_interval=sub.snapshot_interval,
+        initial_snapshot_interval=sub.initial_snapshot_interval,
+        incremental=sub.incremental,
         bulkdump_deadline=sub.bulkdump_deadline,
         state=BackupState.SUBMITTED,
         created_at=time.time(),
@@ -98,3 +109,100 @@ def discontinue(store: JobStore[BackupJob], driver: ClusterDriver, tag: str) -> 
     if not record.compare_and_set("stop_when_done", [False, None], True):
         raise errors.BackupDuplicate(f"The backup on tag `{printable(tag.encode())}' is already discontinued")
     return job
+
+
+def paused(client: redis.Redis) -> bool:
+    return bool(client.exists(PAUSE_KEY))
+
+
+def set_paused(client: redis.Redis, pause: bool) -> None:
+    """Stop (or let go on) every backup's log chain and snapshot tasks. Nothing is lost meanwhile: the
+    cluster keeps each capture's mutations until the chain saves and pops them."""
+    if pause:
+        client.set(PAUSE_KEY, str(time.time()))
+    else:
+        client.delete(PAUSE_KEY)
+
+
+@dataclass(frozen=True)
+class Modification:
+    """``fdbbackup modify``: what to change (None: leave it)."""
+
+    url: str | None = None
+    credential_files: Sequence[str] | None = None
+    snapshot_interval: int | None = None
+    active_snapshot_interval: int | None = None
+    verify_uid: str | None = None
+
+    @property
+    def has_changes(self) -> bool:
+        return self.url is not None or self.snapshot_interval is not None or self.active_snapshot_interval is not None
+
+
+def modify(store: JobStore[BackupJob], container: BackupContainer | None, tag: str, change: Modification) -> BackupJob:
+    """Change a running backup, with FDB's refusals (all ``backup_error``). ``container`` is the new
+    URL's, already opened and checked; later log files and snapshot periods go there."""
+    if not change.has_changes:
+        raise errors.BackupError("No changes were specified, nothing to do!")
+    job = store.job_for_tag(tag)
+    if job is None:
+        raise errors.BackupError(f"No backup exists on tag '{tag}'")
+    if job.state == BackupState.ABORTED:
+        raise errors.BackupError(f"Cannot modify aborted backup on tag '{tag}'")
+    if not job.active:
+        raise errors.BackupError(f"Backup on tag '{tag}' is not runnable.")
+    if change.verify_uid is not None and change.verify_uid != job.uid:
+        raise errors.BackupError(
+            f"UID verification failed, backup on tag '{tag}' is '{job.uid}' but '{change.verify_uid}' was specified."
+        )
+    record = store.job(job.uid)
+    if change.active_snapshot_interval is not None:
+        if job.snapshot_seq == 0 or job.incremental:
+            raise errors.BackupError(f"The backup on tag '{tag}' has no snapshot running")
+        record.update(period_seconds=change.active_snapshot_interval)
+    if change.snapshot_interval is not None:
+        record.update(snapshot_interval=change.snapshot_interval)
+    if change.url is not None and container is not None:
+        container.create()
+        write_metadata(container, job.partitions, job.encryption)
+        creds = list(change.credential_files if change.credential_files is not None else job.credential_files)
+        record.update(url=without_secret(change.url), url_display=redact_url(change.url), credential_files=creds)
+    return store.get(job.uid)
+
+
+#: FDB's ``MIN_CLEANUP_SECONDS`` knob: ``cleanup --delete-data`` removes only log retention this far behind.
+MIN_CLEANUP_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class RetainedLog:
+    """One backup's mutation-log retention in the cluster (its captures), and how far behind it is."""
+
+    uid: str
+    saved_version: int
+    job: BackupJob | None
+
+    def hours_behind(self, read_version: int) -> float:
+        return (read_version - self.saved_version) / (3600.0 * 1_000_000)
+
+
+def retained_logs(store: JobStore[BackupJob], driver: ClusterDriver) -> list[RetainedLog]:
+    """The backups whose captures the cluster keeps (``<uid>.<tag>``), oldest saved version first."""
+    saved: dict[str, int] = {}
+    for capture in driver.status().captures:
+        uid = str(capture["id"]).rsplit(".", 1)[0]
+        version = max(int(str(capture["begin_version"])), int(str(capture["popped_version"])))
+        saved[uid] = min(saved.get(uid, version), version)
+    out = [RetainedLog(uid, v, store.get(uid) if store.exists(uid) else None) for uid, v in saved.items()]
+    return sorted(out, key=lambda r: r.saved_version)
+
+
+def remove_retained(store: JobStore[BackupJob], driver: ClusterDriver, log: RetainedLog, hours: float) -> None:
+    """Stop the backup's captures; a backup still recorded as running is marked errored, naming why."""
+    job = log.job
+    captures = [str(c["id"]) for c in driver.status().captures if str(c["id"]).rsplit(".", 1)[0] == log.uid]
+    if job is not None and store.job(job.uid).compare_and_set("state", ACTIVE_STATES, BackupState.ERRORED):
+        err = errors.BackupError(f"fdbbackup cleanup removed its mutation logs, {hours:.4f} hours behind")
+        store.add_error(job.uid, ErrorRecord.from_error("cleanup", err))
+    for capture_id in captures:
+        driver.stop_log_capture(capture_id)

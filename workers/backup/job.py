@@ -4,6 +4,13 @@
 per snapshot method it runs, ``fdbbr:backup:<uid>:rangefile:<seq>`` (:class:`RangeFileSnapshot`)
 and ``fdbbr:backup:<uid>:bulkdump:<seq>`` (:class:`BulkDumpSnapshot`); per-task results live in the
 result hashes ``rangefile:<seq>`` and ``bulkdump:<seq>`` (see :mod:`workers.state`).
+
+A continuous backup (``-z``) opens a new period when the current one is over: its range-file
+snapshot has finished and its interval has passed (the first period's interval is
+``--initial-snapshot-interval``, the others' ``-s``), so range-file snapshots run back to back, each
+spread over its interval, as in FDB. BulkDump runs one at a time per backup: a period whose
+BulkDump cannot start because an older one is still running gets it when that one finishes (if it
+is still the newest period); a period left without one has a range-file snapshot only.
 """
 
 from __future__ import annotations
@@ -45,10 +52,12 @@ class Phase(StrEnum):
     COMPLETE = "complete"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
+    #: ``discontinue`` came before the period's snapshot began (no task sent yet): it is not taken.
+    SKIPPED = "skipped"
 
     @property
     def finished(self) -> bool:
-        return self in (Phase.COMPLETE, Phase.FAILED, Phase.TIMED_OUT)
+        return self in (Phase.COMPLETE, Phase.FAILED, Phase.TIMED_OUT, Phase.SKIPPED)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +73,10 @@ class BackupJob(EncryptedJob):
     credential_files: list[str] = field(default_factory=list)
     stop_when_done: bool = True
     snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL
+    #: Seconds the first snapshot is spread over (FDB's ``--initial-snapshot-interval``, default 0).
+    initial_snapshot_interval: int = 0
+    #: ``--incremental``: mutation logs only, no snapshot.
+    incremental: bool = False
     bulkdump_deadline: int = DEFAULT_BULKDUMP_DEADLINE
     created_at: float = 0.0
     # --- mutation log
@@ -80,6 +93,15 @@ class BackupJob(EncryptedJob):
     #: The newest snapshot period claimed (0: none yet).
     snapshot_seq: int = 0
     snapshot_started_at: float | None = None
+    #: Seconds the newest period's range files are spread over; the period lasts at least this long.
+    period_seconds: int = 0
+    #: The period of the newest BulkDump started (0: none yet); one runs at a time.
+    bulkdump_seq: int = 0
+    #: End version of the first complete snapshot of the kind restorability needs (range files,
+    #: or BulkDump in ``bulkdump`` mode): the backup is restorable once the logs pass it.
+    first_snapshot_end: int | None = None
+    #: End version of the newest complete BulkDump snapshot.
+    bulkdump_end: int | None = None
     # --- outcome
     restorable_version: int | None = None
     restorable_at: float | None = None
@@ -89,6 +111,17 @@ class BackupJob(EncryptedJob):
     @property
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+    @property
+    def restorable_from(self) -> int | None:
+        """The version the logs must pass for the backup to be restorable (an incremental backup
+        restores logs onto an earlier restore, from its begin version)."""
+        return self.begin_version if self.incremental else self.first_snapshot_end
+
+    @property
+    def discontinued(self) -> bool:
+        """``discontinue`` was asked for: the backup stops once restorable up to ``stop_version``."""
+        return self.stop_when_done and self.stop_version > 0 and not self.incremental
 
     @property
     def log_end_version(self) -> int | None:
@@ -106,6 +139,8 @@ class MethodSnapshot(Record):
     seq: int
     #: The key range of each task, by task index.
     tasks: list[KeyRange]
+    #: The container this snapshot writes to (``modify -d`` changes the job's URL for later ones).
+    url: str = ""
     phase: Phase = Phase.RUNNING
     started_at: float = 0.0
     dispatched: bool = False
@@ -127,6 +162,8 @@ class MethodSnapshot(Record):
 class RangeFileSnapshot(MethodSnapshot):
     #: The read version when the snapshot was dispatched (it names the ``kvranges/`` folder).
     version: int
+    #: Tasks sent so far; the log chain sends them paced over the period (:mod:`workers.backup.pacing`).
+    tasks_dispatched: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,7 +177,8 @@ class BulkDumpSnapshot(MethodSnapshot):
 
 @dataclass(frozen=True)
 class BackupView:
-    """A backup and its newest snapshot period's records, as status and progress read them."""
+    """A backup with its newest period's range-file record and its newest BulkDump's record (which
+    may belong to an older period: a BulkDump continues into the next period)."""
 
     job: BackupJob
     rangefile: RangeFileSnapshot | None
@@ -149,30 +187,25 @@ class BackupView:
     @property
     def bulkload_compatible(self) -> bool:
         """A complete BulkDump dataset exists and the logs run past it."""
-        bd, end = self.bulkdump, self.job.log_end_version
-        return (
-            bd is not None
-            and bd.phase == Phase.COMPLETE
-            and bd.end_version is not None
-            and end is not None
-            and end > bd.end_version
-        )
+        end, bd_end = self.job.log_end_version, self.job.bulkdump_end
+        return bd_end is not None and end is not None and end > bd_end
 
     @property
     def snapshot_finished(self) -> bool:
-        """Every method of the newest snapshot period has finished (completed, failed or timed out)."""
-        if self.job.snapshot_seq == 0:
+        """Every snapshot started last has finished (completed, failed or timed out)."""
+        job = self.job
+        if job.incremental:
+            return True
+        if job.snapshot_seq == 0:
             return False
-        mode = self.job.mode
-        rf_done = not mode.range_files or (self.rangefile is not None and self.rangefile.phase.finished)
-        bd_done = not mode.bulkdump or (self.bulkdump is not None and self.bulkdump.phase.finished)
+        rf_done = not job.mode.range_files or (self.rangefile is not None and self.rangefile.phase.finished)
+        bd_done = not job.mode.bulkdump or (self.bulkdump is not None and self.bulkdump.phase.finished)
         return rf_done and bd_done
 
-    @property
-    def required_snapshot_end(self) -> int | None:
-        """The snapshot end version the logs must pass for the backup to be restorable."""
-        snap = self.rangefile if self.job.mode.range_files else self.bulkdump
-        return snap.end_version if snap is not None and snap.phase == Phase.COMPLETE else None
+
+def snapshot_url(job: BackupJob, snap: MethodSnapshot) -> str:
+    """The container a snapshot writes to (records made before ``url`` existed use the job's)."""
+    return snap.url or job.url
 
 
 def rangefile_record(store: JobStore[BackupJob], uid: str, seq: int) -> RecordHash[RangeFileSnapshot]:
@@ -184,8 +217,7 @@ def bulkdump_record(store: JobStore[BackupJob], uid: str, seq: int) -> RecordHas
 
 
 def view(store: JobStore[BackupJob], job: BackupJob) -> BackupView:
-    """The job with its newest snapshot period's records."""
-    seq = job.snapshot_seq
-    if seq == 0:
-        return BackupView(job, None, None)
-    return BackupView(job, rangefile_record(store, job.uid, seq).load(), bulkdump_record(store, job.uid, seq).load())
+    """The job with its newest period's range-file record and its newest BulkDump's record."""
+    rf = rangefile_record(store, job.uid, job.snapshot_seq).load() if job.snapshot_seq else None
+    bd = bulkdump_record(store, job.uid, job.bulkdump_seq).load() if job.bulkdump_seq else None
+    return BackupView(job, rf, bd)

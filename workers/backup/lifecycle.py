@@ -12,7 +12,10 @@ import time
 from fdbcore import errors, naming
 from fdbcore.backup_encryption import metadata_for
 from fdbcore.catalog import LOG_CHECKSUM_ALGORITHM, MUTATION_LOG_PARTITIONED, encode_partition_map
+from fdbcore.container.base import BackupContainer
+from fdbcore.encryption import EncryptionSettings
 from fdbcore.formats.properties import format_version_property
+from fdbcore.keys import KeyRange
 from workers import trace
 from workers.backup import planning
 from workers.backup.job import ACTIVE_STATES, BackupJob, BackupState, Phase, view
@@ -45,17 +48,24 @@ def start(ctx: Context, uid: str) -> bool:
     parts = planning.choose_partitions(job.ranges, driver.shard_map())
     saved = {tag: driver.start_log_capture(job.capture_id(tag), p.ranges) for tag, p in enumerate(parts)}
     container.create()
-    container.write(naming.property_path(naming.MUTATION_LOG_TYPE), format_version_property(MUTATION_LOG_PARTITIONED))
-    container.write(naming.property_path(naming.ENCRYPTION_METADATA), metadata_for(job.encryption).to_json())
-    container.write(naming.property_path(naming.LOG_CHECKSUMS), LOG_CHECKSUM_ALGORITHM)
-    container.write(
-        naming.property_path(naming.LOG_PARTITION_MAP),
-        encode_partition_map({tag: p.span for tag, p in enumerate(parts)}),
-    )
+    write_metadata(container, [p.span for p in parts], job.encryption)
     record = ctx.backups.job(uid)
-    record.update(partitions=[p.span for p in parts], begin_version=max(saved.values()), log_round=1, log_saved=saved)
+    begin = max(saved.values())
+    record.update(partitions=[p.span for p in parts], begin_version=begin, log_round=1, log_saved=saved)
+    if job.incremental and job.stop_when_done:
+        record.set_max("stop_version", begin)  # logs only, from now until the logs pass this moment
     trace.event("BackupBulkDumpIntegrationStart", BackupUID=uid, BackupURL=job.url_display, SnapshotMode=job.mode)
     return record.compare_and_set("state", [BackupState.SUBMITTED], BackupState.RUNNING)
+
+
+def write_metadata(
+    container: BackupContainer, partitions: list[KeyRange], encryption: EncryptionSettings | None
+) -> None:
+    """The container's ``properties/``: log format, encryption, log checksums, the partition map."""
+    container.write(naming.property_path(naming.MUTATION_LOG_TYPE), format_version_property(MUTATION_LOG_PARTITIONED))
+    container.write(naming.property_path(naming.ENCRYPTION_METADATA), metadata_for(encryption).to_json())
+    container.write(naming.property_path(naming.LOG_CHECKSUMS), LOG_CHECKSUM_ALGORITHM)
+    container.write(naming.property_path(naming.LOG_PARTITION_MAP), encode_partition_map(dict(enumerate(partitions))))
 
 
 def fail(ctx: Context, uid: str, err: errors.FDBError) -> None:
@@ -71,20 +81,18 @@ def stop_captures(ctx: Context, job: BackupJob) -> None:
         driver.stop_log_capture(job.capture_id(tag))
 
 
-def advance(ctx: Context, job: BackupJob) -> int | None:
-    """Update restorability and end states after a log round. Returns a snapshot seq to dispatch, or 0
-    to keep going, or None when the chain should stop."""
+def advance(ctx: Context, job: BackupJob) -> bool:
+    """Update restorability and end states after a log round; False when the chain should stop."""
     record = ctx.backups.job(job.uid)
-    end = job.log_end_version
-    snap_end = view(ctx.backups, job).required_snapshot_end
-    if end is not None and snap_end is not None and end > snap_end:
+    end, restorable_from = job.log_end_version, job.restorable_from
+    if end is not None and restorable_from is not None and end > restorable_from:
         if job.restorable_version is None or end - 1 > job.restorable_version:
             record.set_max("restorable_version", end - 1)
             record.update(restorable_at=time.time())
         record.compare_and_set("state", [BackupState.RUNNING], BackupState.RUNNING_DIFFERENTIAL)
     job = load(ctx, job.uid)
     if not job.active:
-        return None
+        return False
     current = view(ctx.backups, job)
     if (
         job.stop_when_done
@@ -97,12 +105,5 @@ def advance(ctx: Context, job: BackupJob) -> int | None:
             record.update(completed_version=job.restorable_version, completed_at=time.time())
             stop_captures(ctx, job)
             trace.event("BackupComplete", BackupUID=job.uid, Version=job.restorable_version)
-            return None
-    if (
-        not job.stop_when_done
-        and current.snapshot_finished
-        and job.snapshot_started_at is not None
-        and time.time() - job.snapshot_started_at >= job.snapshot_interval
-    ):
-        return job.snapshot_seq + 1
-    return 0
+            return False
+    return True

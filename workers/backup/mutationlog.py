@@ -8,15 +8,18 @@ retention. A file is written when the partition has mutations, when its pending 
 maximum span, or when the backup is about to stop; idle partitions therefore cost no objects most
 rounds.
 
-Exactly one chain runs per backup. Round ``n`` runs only while holding the backup's lease and when
-the record says ``log_round == n``; a redelivered stale round either re-enqueues the current round
-(if that message might have been lost) or exits. A round that loses the compare-and-set deletes
+Exactly one chain runs per backup, and each round first runs the backup's snapshot clock
+(:mod:`workers.backup.schedule`); while ``fdbbackup pause`` is in force a round does nothing.
+Round ``n`` runs only while holding the backup's lease and when the record says
+``log_round == n``; a redelivered stale round either re-enqueues the current round (if that
+message might have been lost) or exits. A round that loses the compare-and-set deletes
 the file it wrote; a file left behind by a crash is a subset of a later one, which restore drops.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fdbcore import errors, naming
@@ -26,7 +29,7 @@ from fdbcore.formats.framing import DEFAULT_BLOCK_SIZE
 from fdbcore.formats.io import HashingSink
 from fdbcore.formats.partitioned_log import PartitionedLogWriter
 from workers import metrics
-from workers.backup import lifecycle
+from workers.backup import control, lifecycle, schedule
 from workers.backup.job import BackupJob, BackupState, view
 from workers.context import Context
 from workers.state import PREFIX, JobStore, lease
@@ -110,7 +113,6 @@ def flush_partition(
 @dataclass(frozen=True)
 class RoundOutcome:
     next_round: int | None
-    snapshot_seq: int | None = None
 
 
 class RoundDecision:
@@ -128,8 +130,10 @@ def decide(current_round: int, my_round: int) -> str:
     return RoundDecision.EXIT
 
 
-def log_round(ctx: Context, uid: str, round_no: int) -> RoundOutcome:
-    """One round of the capture chain: flush every partition, then advance the backup."""
+def log_round(ctx: Context, uid: str, round_no: int, send: Callable[[schedule.Steps], None]) -> RoundOutcome:
+    """One round of the capture chain: run the snapshot clock (``send`` sends what is due), flush every
+    partition, then advance the backup. The clock goes first, so slow log writes do not hold back a
+    snapshot's dispatch."""
     lease_ms = int(ctx.settings.task_time_limit * 1000)
     with lease(ctx.redis, f"{PREFIX}:backup:{uid}:loglease", lease_ms) as held:
         if not held:
@@ -147,12 +151,17 @@ def log_round(ctx: Context, uid: str, round_no: int) -> RoundOutcome:
             if job.state == BackupState.ABORTED:
                 lifecycle.stop_captures(ctx, job)
             return RoundOutcome(None)
+        if control.paused(ctx.redis):  # the cluster keeps the captured mutations meanwhile
+            ctx.backups.job(uid).compare_and_set("log_round", [round_no], round_no + 1)
+            return RoundOutcome(round_no + 1)
+        send(schedule.next_steps(ctx, uid))
+        job = lifecycle.load(ctx, uid)
         finishing = job.stop_when_done and view(ctx.backups, job).snapshot_finished
         driver = ctx.cluster(job.cluster_file)
         container = ctx.container(job)
         span = int(MAX_LOG_SPAN_SECONDS * 1_000_000)
         for tag in range(len(job.partitions)):
             flush_partition(driver, container, ctx.backups, job, tag, force=finishing, max_span_versions=span)
-        outcome = lifecycle.advance(ctx, lifecycle.load(ctx, uid))
+        keep_going = lifecycle.advance(ctx, lifecycle.load(ctx, uid))
         ctx.backups.job(uid).compare_and_set("log_round", [round_no], round_no + 1)
-        return RoundOutcome(None if outcome is None else round_no + 1, outcome or None)
+        return RoundOutcome(round_no + 1 if keep_going else None)

@@ -8,13 +8,12 @@ the ``*_failed`` functions, which the task layer calls for errors retrying canno
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import TypeVar
 
 from fdbcore import errors, naming
 from fdbcore.modes import SnapshotMode
 from workers import codecs, metrics, trace
-from workers.backup import bulkdump, planning, rangefile
+from workers.backup import bulkdump, control, planning, rangefile
 from workers.backup.job import (
     BackupJob,
     BulkDumpSnapshot,
@@ -23,6 +22,7 @@ from workers.backup.job import (
     RangeFileSnapshot,
     bulkdump_record,
     rangefile_record,
+    snapshot_url,
 )
 from workers.backup.lifecycle import fail, load, record_error
 from workers.context import Context
@@ -37,51 +37,59 @@ BULKDUMP_ATTEMPTS = 5
 S = TypeVar("S", bound=MethodSnapshot)
 
 
-@dataclass(frozen=True)
-class SnapshotPlan:
-    seq: int
-    rangefile_tasks: int
-    bulkdump_tasks: int
+def open_period(ctx: Context, job: BackupJob, now: float) -> None:
+    """Open snapshot period ``job.snapshot_seq + 1``: record its range-file tasks (sent later, paced,
+    by :func:`workers.backup.schedule.next_steps`) and the seconds it lasts at least.
 
-
-def plan(ctx: Context, uid: str, seq: int) -> SnapshotPlan | None:
-    """Claim snapshot period ``seq`` and record its tasks; None if there is nothing to dispatch.
-
-    The period's records are created only if absent, so two copies of this step agree on one plan
-    (one BulkDump job id); a redelivered copy whose chords were never marked dispatched gets the
-    recorded plan again (duplicate chords are harmless: every step is idempotent).
+    Only the backup's log chain calls this (one round at a time), and the record is created only if
+    absent, so a round that runs twice opens the period once.
     """
-    job = load(ctx, uid)
-    if not job.active or job.snapshot_seq > seq or (job.snapshot_seq == seq and _dispatched(ctx, uid, seq)):
-        return None
-    if job.snapshot_seq < seq - 1:
-        return None  # a period that was never due
+    seq = job.snapshot_seq + 1
     driver = ctx.cluster(job.cluster_file)
-    pieces = planning.split_by_shards(job.ranges, driver.shard_map())
-    now = time.time()
     if job.mode.range_files:
-        rf = RangeFileSnapshot(seq=seq, tasks=pieces, started_at=now, version=driver.get_read_version())
-        rangefile_record(ctx.backups, uid, seq).put_new(rf)
-    if job.mode.bulkdump:
-        deadline = now + job.bulkdump_deadline
-        bd = BulkDumpSnapshot(seq=seq, tasks=pieces, started_at=now, job_id=naming.new_uid(), deadline_at=deadline)
-        bulkdump_record(ctx.backups, uid, seq).put_new(bd)
-    record = ctx.backups.job(uid)
-    if record.compare_and_set("snapshot_seq", [seq - 1], seq):
-        record.update(snapshot_started_at=now)
-    rf_snap, bd_snap = rangefile_record(ctx.backups, uid, seq).load(), bulkdump_record(ctx.backups, uid, seq).load()
-    return SnapshotPlan(seq, rf_snap.tasks_total if rf_snap else 0, bd_snap.tasks_total if bd_snap else 0)
+        pieces = planning.split_by_shards(job.ranges, driver.shard_map())
+        rf = RangeFileSnapshot(seq=seq, tasks=pieces, started_at=now, url=job.url, version=driver.get_read_version())
+        rangefile_record(ctx.backups, job.uid, seq).put_new(rf)
+    period = job.initial_snapshot_interval if seq == 1 else job.snapshot_interval
+    record = ctx.backups.job(job.uid)
+    if record.compare_and_set("snapshot_seq", [job.snapshot_seq], seq):
+        record.update(snapshot_started_at=now, period_seconds=period)
+        trace.event("BackupSnapshotPeriodStart", BackupUID=job.uid, Period=seq, IntervalSeconds=period)
 
 
-def _dispatched(ctx: Context, uid: str, seq: int) -> bool:
-    snaps = (rangefile_record(ctx.backups, uid, seq).load(), bulkdump_record(ctx.backups, uid, seq).load())
-    return any(s is not None and s.dispatched for s in snaps)
+def start_bulkdump(ctx: Context, job: BackupJob, now: float) -> int:
+    """Claim the backup's one BulkDump for the newest period; returns its task count (0: not claimed)."""
+    seq = job.snapshot_seq
+    pieces = planning.split_by_shards(job.ranges, ctx.cluster(job.cluster_file).shard_map())
+    bd = BulkDumpSnapshot(
+        seq=seq,
+        tasks=pieces,
+        started_at=now,
+        url=job.url,
+        job_id=naming.new_uid(),
+        deadline_at=now + job.bulkdump_deadline,
+    )
+    record = bulkdump_record(ctx.backups, job.uid, seq)
+    record.put_new(bd)
+    if not ctx.backups.job(job.uid).compare_and_set("bulkdump_seq", [job.bulkdump_seq], seq):
+        return 0
+    return record.get().tasks_total
 
 
-def mark_dispatched(ctx: Context, uid: str, seq: int) -> None:
-    for record in (rangefile_record(ctx.backups, uid, seq), bulkdump_record(ctx.backups, uid, seq)):
-        if record.load() is not None:
-            record.update(dispatched=True)
+def mark_rangefile_dispatched(ctx: Context, uid: str, seq: int, first: int, end: int) -> None:
+    """Tasks ``[first, end)`` of the period's range-file snapshot were sent (after sending: a crash in
+    between sends them again, which is harmless, rather than never)."""
+    rangefile_record(ctx.backups, uid, seq).compare_and_set("tasks_dispatched", [first], end)
+
+
+def skip_rangefile(ctx: Context, uid: str, seq: int) -> None:
+    """The period's range-file snapshot will not be taken (``discontinue`` came before it began)."""
+    if rangefile_record(ctx.backups, uid, seq).compare_and_set("phase", [Phase.RUNNING], Phase.SKIPPED):
+        trace.event("BackupSnapshotPeriodSkipped", BackupUID=uid, Period=seq)
+
+
+def mark_bulkdump_dispatched(ctx: Context, uid: str, seq: int) -> None:
+    bulkdump_record(ctx.backups, uid, seq).update(dispatched=True)
 
 
 def _record_failure(ctx: Context, uid: str, results: str, index: int, exc: errors.FDBError, phase: str) -> None:
@@ -98,11 +106,12 @@ def rangefile_task(ctx: Context, uid: str, seq: int, index: int) -> None:
     name = f"rangefile:{seq}"
     if not job.active or str(index) in ctx.backups.results(uid, name):
         return
+    _wait_while_paused(ctx)
     record = rangefile_record(ctx.backups, uid, seq)
     snap = record.get()
     files = rangefile.write_range_files(
         ctx.cluster(job.cluster_file),
-        ctx.container(job),
+        ctx.container(job, snapshot_url(job, snap)),
         snap.tasks[index],
         snap.version,
         index,
@@ -120,10 +129,16 @@ def rangefile_task_failed(ctx: Context, uid: str, seq: int, index: int, exc: err
     _record_failure(ctx, uid, f"rangefile:{seq}", index, exc, "rangefile")
 
 
-def _running(job: BackupJob, seq: int, record: RecordHash[S]) -> S | None:
-    """The period's snapshot of one method, if the backup still waits for it to finish."""
+def _wait_while_paused(ctx: Context) -> None:
+    """``fdbbackup pause``: snapshot tasks wait (retrying) until ``resume``."""
+    if control.paused(ctx.redis):
+        raise errors.Retry("backup agents are paused (fdbbackup resume continues)")
+
+
+def _running(job: BackupJob, current: int, record: RecordHash[S]) -> S | None:
+    """The snapshot, if it is the backup's current one of its method and the backup still waits for it."""
     snap = record.load()
-    if not job.active or job.snapshot_seq != seq or snap is None or snap.phase != Phase.RUNNING:
+    if not job.active or snap is None or snap.seq != current or snap.phase != Phase.RUNNING:
         return None
     return snap
 
@@ -131,13 +146,15 @@ def _running(job: BackupJob, seq: int, record: RecordHash[S]) -> S | None:
 def finish_rangefile(ctx: Context, uid: str, seq: int) -> None:
     job = load(ctx, uid)
     record = rangefile_record(ctx.backups, uid, seq)
-    if (snap := _running(job, seq, record)) is None:
+    if (snap := _running(job, job.snapshot_seq, record)) is None:
         return
     results = ctx.backups.results(uid, f"rangefile:{seq}")
-    container = ctx.container(job)
+    container = ctx.container(job, snapshot_url(job, snap))
     failures = [r["error"]["message"] for r in results.values() if "error" in r]
     if failures:
         raise errors.BackupError(f"range-file snapshot failed: {failures[0]}")
+    if len(results) < snap.tasks_total:
+        return  # the tasks are sent in paced batches, one chord each: the last batch's callback finishes
     files = [rangefile.RangeFileResult(**f) for r in results.values() for f in r["files"]]
     path, manifest = rangefile.build_manifest(container, files, job.ranges)
     container.write(path, manifest.to_json())
@@ -151,6 +168,7 @@ def finish_rangefile(ctx: Context, uid: str, seq: int) -> None:
         manifest=path,
         finished_at=time.time(),
     )
+    ctx.backups.job(uid).compare_and_set("first_snapshot_end", [None], manifest.end_version)
     _maybe_dual_complete(ctx, uid, seq)
 
 
@@ -167,7 +185,7 @@ def rangefile_snapshot_failed(ctx: Context, uid: str, seq: int, exc: errors.FDBE
 
 def _delete_orphans(ctx: Context, job: BackupJob, snap: RangeFileSnapshot, keep: set[str]) -> None:
     """Range files of this snapshot that no manifest names (left by crashed or duplicate tasks)."""
-    container = ctx.container(job)
+    container = ctx.container(job, snapshot_url(job, snap))
     for info in list(container.list(naming.snapshot_folder(snap.version) + "/")):
         if info.path not in keep:
             container.delete(info.path)
@@ -183,6 +201,7 @@ def bulkdump_task(ctx: Context, uid: str, seq: int, index: int) -> None:
     name = f"bulkdump:{seq}"
     if not job.active or str(index) in ctx.backups.results(uid, name):
         return
+    _wait_while_paused(ctx)
     record = bulkdump_record(ctx.backups, uid, seq)
     snap = record.get()
     piece = snap.tasks[index]
@@ -192,12 +211,13 @@ def bulkdump_task(ctx: Context, uid: str, seq: int, index: int) -> None:
             ctx, uid, name, index, errors.BackupBulkdumpTimeout(f"BulkDump of {piece} passed its deadline"), "bulkdump"
         )
         return
-    container = ctx.container(job)
+    url = snapshot_url(job, snap)
+    container = ctx.container(job, url)
     try:
         batches = bulkdump.dump_piece(
             ctx.cluster(job.cluster_file),
             container,
-            job.url,
+            url,
             snap.job_id,
             index,
             piece,
@@ -230,11 +250,11 @@ def bulkdump_task(ctx: Context, uid: str, seq: int, index: int) -> None:
 def finish_bulkdump(ctx: Context, uid: str, seq: int) -> None:
     job = load(ctx, uid)
     record = bulkdump_record(ctx.backups, uid, seq)
-    if (snap := _running(job, seq, record)) is None:
+    if (snap := _running(job, job.bulkdump_seq, record)) is None:
         return
     results = ctx.backups.results(uid, f"bulkdump:{seq}")
     failures = [r["error"] for r in results.values() if "error" in r]
-    container = ctx.container(job)
+    container = ctx.container(job, snapshot_url(job, snap))
     if failures:
         code = errors.BackupBulkdumpTimeout.code
         timed_out = any(f["code"] in (code, errors.TimedOut.code) for f in failures)
@@ -253,6 +273,10 @@ def finish_bulkdump(ctx: Context, uid: str, seq: int) -> None:
         total_bytes=manifest.total_bytes,
         manifest=path,
     )
+    job_record = ctx.backups.job(uid)
+    job_record.set_max("bulkdump_end", manifest.end_version)
+    if job.mode == SnapshotMode.BULKDUMP:
+        job_record.compare_and_set("first_snapshot_end", [None], manifest.end_version)
     metrics.BULKDUMP_SNAPSHOTS.labels("complete").inc()
     metrics.observe_throughput("backup", "bulkdump", manifest.total_bytes, time.time() - snap.started_at)
     _maybe_dual_complete(ctx, uid, seq)
@@ -273,6 +297,9 @@ def bulkdump_snapshot_failed(ctx: Context, uid: str, seq: int, exc: errors.FDBEr
     if job.mode == SnapshotMode.BOTH:
         metrics.FALLBACKS.labels("backup").inc()
     record.update(phase=Phase.TIMED_OUT if timed_out else Phase.FAILED, finished_at=time.time())
+    # No manifest will ever name this dump's files (the cluster stops a dump whose caller gave up).
+    container = ctx.container(job, snapshot_url(job, snap))
+    container.delete_prefix(f"{naming.BULKDUMP_ROOT}/{naming.bulkdump_job_dir(snap.job_id)}/")
     if job.mode == SnapshotMode.BULKDUMP:
         fail(ctx, uid, type(err)(f"{err.message}. {BULKDUMP_ONLY_ADVICE}"))
     _maybe_dual_complete(ctx, uid, seq)  # the range files may have finished first
@@ -296,7 +323,7 @@ def _maybe_dual_complete(ctx: Context, uid: str, seq: int) -> None:
 def chord_failed(ctx: Context, uid: str, seq: int, phase: str) -> None:
     """A snapshot chord broke (a header task was killed by its hard time limit): never hang, record it."""
     job = load(ctx, uid)
-    if not job.active or job.snapshot_seq != seq:
+    if not job.active or (job.bulkdump_seq if phase == "bulkdump" else job.snapshot_seq) != seq:
         return
     err = errors.BackupError(f"a {phase} snapshot task failed without recording a result")
     if phase == "bulkdump":

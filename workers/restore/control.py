@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fdbcore import errors, naming
 from fdbcore.cluster.interface import ClusterDriver
@@ -36,6 +36,14 @@ class RestoreRequest:
     credential_files: Sequence[str] = ()
     #: The backup's file-level encryption (None: it is plain).
     encryption: EncryptionSettings | None = None
+    selection: restore_plan.Selection = field(default_factory=restore_plan.Selection)
+    #: ``-f``: a range-file restore of the whole database may write into a non-empty destination.
+    force: bool = False
+
+    @property
+    def overwrite(self) -> bool:
+        """The destination may hold data: ``-f``, or a logs-only restore onto an earlier restore."""
+        return self.force or self.selection.incremental
 
     @property
     def dest_ranges(self) -> list[KeyRange]:
@@ -57,8 +65,8 @@ def check(container: BackupContainer, driver: ClusterDriver, req: RestoreRequest
     prefixes, an empty destination (a range-file restore of the whole database, as FDB's)."""
     ranges = normalize_ranges(req.ranges)
     dest = req.dest_ranges
-    plan = restore_plan.build(container, req.target_version, ranges, req.mode)
-    if req.mode == RestoreMode.RANGEFILE and ranges == [USER_KEYS]:
+    plan = restore_plan.build(container, req.target_version, ranges, req.mode, req.selection)
+    if req.mode == RestoreMode.RANGEFILE and ranges == [USER_KEYS] and not req.overwrite:
         check_destination_empty(driver, dest)
     return plan
 
@@ -100,6 +108,7 @@ def submit(store: JobStore[RestoreJob], req: RestoreRequest, plan: RestorePlan) 
         ranges=normalize_ranges(req.ranges),
         remove_prefix=req.rewrite.remove,
         add_prefix=req.rewrite.add,
+        overwrite=req.overwrite,
         state=RestoreState.QUEUED,
         created_at=time.time(),
         files=len(plan.range_files),

@@ -85,6 +85,8 @@ class RestoreJob(EncryptedJob):
     credential_files: list[str] = field(default_factory=list)
     remove_prefix: bytes = b""
     add_prefix: bytes = b""
+    #: The destination ranges may hold data (``-f``, or ``--incremental``): no emptiness check.
+    overwrite: bool = False
     created_at: float = 0.0
     snapshot_dispatched: bool = False
     snapshot_phase: PhaseState = PhaseState.NOT_STARTED

@@ -112,7 +112,7 @@ def start(ctx: Context, uid: str) -> Dispatch | None:
         for r in job.dest_ranges:
             driver.lock_range(r, job.lock_owner)
         driver.commit([set_value(snapshot_fence_key(uid), b"")], lock_owner=job.lock_owner)
-        if job.mode == RestoreMode.RANGEFILE and job.whole_database:
+        if job.mode == RestoreMode.RANGEFILE and job.whole_database and not job.overwrite:
             check_destination_empty(driver, job.dest_ranges)  # again, now that the ranges are locked
         if not record.compare_and_set("state", [RestoreState.STARTING], RestoreState.RUNNING):
             release(driver, job)  # aborted while it locked: the rollback may have passed already
@@ -124,7 +124,8 @@ def start(ctx: Context, uid: str) -> Dispatch | None:
 def prepare(ctx: Context, uid: str) -> Dispatch | Literal["again"] | None:
     """Set the destination ranges' old contents aside and clear the ranges (:mod:`.replacement`);
     then the snapshot phase may start (its Dispatch). ``"again"``: the time budget ran out, run a
-    fresh copy; None: the restore is over."""
+    fresh copy; None: the restore is over. A logs-only restore (``--incremental``) applies its logs
+    onto what the ranges hold, so it neither clears them nor has anything to put back."""
     job = load(ctx, uid)
     if not job.active:
         return None
@@ -132,7 +133,8 @@ def prepare(ctx: Context, uid: str) -> Dispatch | Literal["again"] | None:
     with lease(ctx.redis, f"{PREFIX}:restore:{uid}:preparelease", ttl_ms) as held:
         if not held:
             raise errors.Retry(f"another copy of the preparation of restore {uid} is running")
-        if not job.ranges_cleared:
+        plan = plan_of(ctx, uid)
+        if not job.ranges_cleared and not plan.logs_only:
             driver = ctx.cluster(job.cluster_file)
             deadline = time.monotonic() + replacement.budget_seconds(ctx.settings)
             copied = replacement.set_aside(driver, uid, job.dest_ranges, job.lock_owner, deadline)
@@ -142,7 +144,7 @@ def prepare(ctx: Context, uid: str) -> Dispatch | Literal["again"] | None:
                 aside_keys=copied[0], aside_bytes=copied[1], ranges_cleared=True, prepared_at=time.time()
             )
             trace.event("RestoreRangesSetAside", RestoreUID=uid, Keys=copied[0], Bytes=copied[1])
-        return Dispatch(job.mode, plan_of(ctx, uid).snapshot_tasks)
+        return Dispatch(job.mode, plan.snapshot_tasks)
 
 
 def rollback(store: JobStore[RestoreJob], driver: ClusterDriver, uid: str, lease_ms: int, budget: float) -> bool | None:

@@ -9,7 +9,7 @@ container again and every task of the restore works from the same files.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fdbcore import bulkdump_dataset as ds
@@ -45,6 +45,11 @@ class RestorePlan:
     verify_units: list[verify.Unit] = field(default_factory=list)
     #: Every log file's SHA-256 is recorded (``logsums/``).
     log_checksums: bool = False
+
+    @property
+    def logs_only(self) -> bool:
+        """``--incremental``: no snapshot, only the logs after a version onto a destination restored before."""
+        return not self.snapshot_path
 
     @property
     def snapshot_tasks(self) -> int:
@@ -97,21 +102,89 @@ class RestorePlan:
         )
 
 
+@dataclass(frozen=True)
+class Selection:
+    """How ``fdbrestore start`` chose what to restore (its options beyond the target version)."""
+
+    #: ``--snapshot-version``: only snapshots ending at or before it.
+    snapshot_version: int | None = None
+    #: ``--incremental``: logs only, after this version (None: from the first log).
+    incremental: bool = False
+    begin_version: int | None = None
+    #: ``--inconsistent-snapshot-only``: the snapshot's files alone, no logs.
+    snapshot_only: bool = False
+
+
 def build(
-    container: BackupContainer, target_version: int | None, ranges: list[KeyRange], mode: RestoreMode
+    container: BackupContainer,
+    target_version: int | None,
+    ranges: list[KeyRange],
+    mode: RestoreMode,
+    selection: Selection = Selection(),
 ) -> RestorePlan:
-    """Resolve the restore set and cut it into the restore's tasks; raises when it cannot be done."""
+    """Resolve the restore set and cut it into the restore's tasks; raises when it cannot be done.
+
+    A chosen snapshot found damaged or incomplete here (a BulkDump dataset file missing, a recorded
+    checksum not matching) is refused with the error naming it, and the message says which older
+    snapshot of the same kind could restore the target instead, for ``--snapshot-version``: an older
+    snapshot means replaying more logs, so it is used only when asked for.
+    """
     catalog = Catalog(container)
-    rs = catalog.restore_set(target_version, ranges, mode)
-    bulkload_available = rs.snapshot.kind == SnapshotKind.BULKDUMP or any(
-        s.kind == SnapshotKind.BULKDUMP for s in catalog.snapshots()
-    )
-    checksums = dict(rs.snapshot.manifest.checksums)
+    if selection.incremental:
+        return _plan(catalog, catalog.log_restore_set(selection.begin_version, target_version), ranges, mode, False)
+    rs = catalog.restore_set(target_version, ranges, mode, snapshot_version=selection.snapshot_version)
+    try:
+        return _plan(catalog, rs, ranges, mode, selection.snapshot_only)
+    except errors.FDBError as exc:
+        if exc.category != errors.Category.INTEGRITY or rs.snapshot is None:
+            raise
+        hint = _older_snapshot_hint(catalog, rs, ranges, mode, selection.snapshot_only)
+        raise type(exc)(f"{exc.message}. {hint}") from None
+
+
+def _older_snapshot_hint(
+    catalog: Catalog, rs: RestoreSet, ranges: list[KeyRange], mode: RestoreMode, snapshot_only: bool
+) -> str:
+    """Which older snapshot of the same kind could restore ``rs``'s target, and how to ask for it."""
+    assert rs.snapshot is not None
+    kind = "BulkDump" if mode == RestoreMode.BULKLOAD else "range-file"
+    other = " or use --mode rangefile" if mode == RestoreMode.BULKLOAD else ""
+    none = f"No older {kind} snapshot can restore version {rs.target_version}" + other.replace(" or", ";")
+    snap = rs.snapshot
+    while True:
+        try:
+            older = catalog.restore_set(rs.target_version, ranges, mode, snapshot_version=snap.end_version - 1)
+        except errors.FDBError:
+            return none
+        assert older.snapshot is not None
+        snap = older.snapshot
+        try:
+            _plan(catalog, older, ranges, mode, snapshot_only)
+        except errors.FDBError as exc:
+            if exc.category == errors.Category.INTEGRITY:
+                continue  # damaged as well: look further back
+            return none
+        return (
+            f"The older {kind} snapshot {snap.path} (endVersion {snap.end_version}) can restore version "
+            f"{rs.target_version}, replaying the logs from version {older.begin_version}: "
+            f"pass --snapshot-version {snap.end_version} to use it{other}"
+        )
+
+
+def _plan(
+    catalog: Catalog, rs: RestoreSet, ranges: list[KeyRange], mode: RestoreMode, snapshot_only: bool
+) -> RestorePlan:
+    container = catalog.container
+    snap = rs.snapshot
+    bulkload_available = any(s.kind == SnapshotKind.BULKDUMP for s in catalog.snapshots())
+    checksums = dict(snap.manifest.checksums) if snap is not None else {}
+    if snapshot_only:  # FDB's --inconsistent-snapshot-only: each range as of its own file's version
+        rs = replace(rs, target_version=rs.end_version, log_files=[])
     streams = _streams(rs)
     common: dict[str, Any] = {
         "mode": mode,
         "target_version": rs.target_version,
-        "snapshot_path": rs.snapshot.path,
+        "snapshot_path": snap.path if snap is not None else "",
         "snapshot_begin": rs.begin_version,
         "snapshot_end": rs.end_version,
         "bulkload_available": bulkload_available,
@@ -119,17 +192,24 @@ def build(
         "log_checksums": rs.log_checksums,
     }
     units: list[verify.Unit]
-    if mode == RestoreMode.RANGEFILE:
+    if snap is None:  # logs only: every key is as of the begin version already
+        pieces = [VersionedRange(r, rs.begin_version) for r in ranges]
+        units = []
+        by_mode: dict[str, Any] = {}
+    elif mode == RestoreMode.RANGEFILE:
         files = list(rs.range_files)
         unsummed = [f.path for f in files if checksums and f.path not in checksums]
         if unsummed:
-            raise errors.RestoreCorruptedData(f"{rs.snapshot.path} records no SHA-256 for range file {unsummed[0]}")
+            raise errors.RestoreCorruptedData(f"{snap.path} records no SHA-256 for range file {unsummed[0]}")
         pieces = _range_file_pieces(files, ranges)
         units = [["range", i, checksums.get(f.path, "")] for i, f in enumerate(files)]
-        by_mode: dict[str, Any] = {"range_files": files}
+        by_mode = {"range_files": files}
     else:
-        assert isinstance(rs.snapshot.manifest, BulkDumpSnapshotManifest)
-        job_id = rs.snapshot.manifest.job_id
+        assert isinstance(snap.manifest, BulkDumpSnapshotManifest)
+        job_id = snap.manifest.job_id
+        damage = catalog.snapshot_damage(snap)
+        if damage is not None:
+            raise ds.incomplete(damage)
         if checksums:
             verify.check_dataset_file(container, ds.job_manifest_path(job_id), checksums, "job manifest")
         entries = ds.select_entries(ds.read_job_manifest(container, job_id), ranges)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
@@ -95,3 +97,33 @@ def test_bulkdump_failure_in_mode_bulkdump_fails_the_backup(
     assert "retry with --mode rangefile or --mode both" in status and "backup_bulkdump_failed, 2393" in status
     desc = Catalog(open_container(f"file://{backup_folder(tmp_path / 'b')}")).describe()
     assert desc.snapshots == [] and desc.max_restorable is None
+
+
+def test_bulkdump_timeout_in_a_continuous_backup_is_tried_again_next_period(
+    embedded_cluster_factory: Callable[..., EmbeddedCluster], fleet: Fleet, tmp_path: Path
+) -> None:
+    """Mode both, ``-z -s 2 --bulkdump-timeout 2``: period 1's BulkDump stalls past its deadline and times
+    out; its range-file snapshot stays restorable, and the newest period then runs a BulkDump that completes."""
+    source = _source(embedded_cluster_factory)
+    source.driver.inject_fault("bulk_dump", USER_KEYS, "stall")  # one task: until its caller's deadline
+    fleet.start_worker(concurrency=3)
+    cf, base = str(source.cluster_file), tmp_path / "b"
+    args = ["fdbbackup", "start", "-C", cf, "-d", f"file://{base}", "--mode", "both", "-z", "-s", "2"]
+    assert fleet.run([*args, "--bulkdump-timeout", "2"]).returncode == 0
+
+    def status() -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(fleet.run(["fdbbackup", "status", "-C", cf, "--json"]).stdout)
+        return doc
+
+    deadline = time.monotonic() + 60
+    while not (doc := status())["BulkLoadCompatible"]:
+        assert time.monotonic() < deadline, doc
+        time.sleep(0.5)
+    assert doc["BulkDumpPeriod"] >= 2 and doc["BulkDumpSnapshot"]["Phase"] == "complete"
+    assert any(e["name"] == "backup_bulkdump_timeout" and e["code"] == 2392 for e in doc["Errors"])
+    done = fleet.run(["fdbbackup", "discontinue", "-C", cf, "-w"])
+    assert done.returncode == 0 and "has been completed" in done.stdout, done.stdout + done.stderr
+    desc = Catalog(open_container(f"file://{backup_folder(base)}")).describe()
+    first_rf = next(s for s in desc.snapshots if s.kind == SnapshotKind.RANGEFILE)
+    first_bd = next(s for s in desc.snapshots if s.kind == SnapshotKind.BULKDUMP)
+    assert first_rf.restorable and first_bd.restorable and first_bd.begin_version > first_rf.end_version

@@ -171,7 +171,7 @@ def _entries(url: str, storage: Storage, key_file: str | None) -> list:  # type:
     from fdbcore import bulkdump_dataset as ds
 
     container = open_backup(url, credential_files=[str(c) for c in storage.credentials], key_file=key_file)
-    [snap] = [s for s in Catalog(container).snapshots() if s.kind == SnapshotKind.BULKDUMP]
+    [snap] = [s for s in Catalog(container).snapshots() if s.kind == SnapshotKind.BULKDUMP][-1:]
     return ds.read_job_manifest(container, snap.manifest.job_id)  # type: ignore[union-attr]
 
 
