@@ -21,6 +21,7 @@ import click
 from cli import common, exit_codes
 from cli.backup_query import NEWEST, query_document, range_text, resolve_versions
 from fdbcore import errors
+from fdbcore.backup_encryption import open_backup
 from fdbcore.catalog import Catalog
 from fdbcore.cluster import connect
 from fdbcore.container import open_container, redact_url
@@ -43,6 +44,7 @@ def _store() -> JobStore[BackupJob]:
 @click.option("--active-snapshot-interval", "active", type=int, default=None, help="Seconds of the current period.")
 @click.option("--verify-uid", "verify_uid", default=None, help="Refuse unless the tag's backup has this UID.")
 @common.blob_credentials_option
+@common.encryption_key_option
 def modify(
     cluster_file: str | None,
     tag: str,
@@ -51,6 +53,7 @@ def modify(
     active: int | None,
     verify_uid: str | None,
     blob_credentials: Sequence[str],
+    encryption_key_file: str | None,
 ) -> int:
     """Change a running backup's container or snapshot intervals."""
     if interval is not None and interval <= 0:
@@ -69,6 +72,7 @@ def modify(
         snapshot_interval=interval,
         active_snapshot_interval=active,
         verify_uid=verify_uid,
+        key_file=encryption_key_file,
     )
     control.modify(_store(), container, tag, change)
     return exit_codes.OK
@@ -103,6 +107,7 @@ pause, resume = _pause_command(True), _pause_command(False)
 @click.option("--mode", "mode_text", default="rangefile", show_default=True, help="rangefile or bulkload.")
 @common.cluster_option
 @common.blob_credentials_option
+@common.encryption_key_option
 def query(
     url: str,
     version: int,
@@ -112,6 +117,7 @@ def query(
     mode_text: str,
     cluster_file: str | None,
     blob_credentials: Sequence[str],
+    encryption_key_file: str | None,
 ) -> int:
     """Which files a restore to a version reads, and their sizes (JSON)."""
     from cli.fdbrestore import MODE_HINTS, parse_timestamp
@@ -131,7 +137,7 @@ def query(
             version = connect(common.resolve_cluster_file(cluster_file)).version_at_time(parse_timestamp(timestamp))
             doc["restore_timestamp"] = timestamp
             doc["restore_timestamp_resolved_version"] = version
-        catalog = Catalog(open_container(url, credential_files=blob_credentials))
+        catalog = Catalog(open_backup(url, credential_files=blob_credentials, key_file=encryption_key_file))
         version, snapshot_version = resolve_versions(catalog, mode, version, snapshot_version)
         if version < 0:
             raise errors.RestoreInvalidVersion(f"the specified restorable version {version} is not valid")

@@ -5,12 +5,14 @@ start options ``--snapshot-mode``, ``--keys-file``, ``--incremental`` with FDB's
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from fdbcore import errors
+from fdbcore.backup_encryption import open_backup
 from fdbcore.catalog import Catalog
 from fdbcore.container import open_container
 from fdbcore.keys import USER_KEYS
@@ -31,9 +33,9 @@ def _source(factory: Callable[..., EmbeddedCluster], name: str = "source", seed:
     return cluster
 
 
-def _restorable(url: str) -> bool:
+def _restorable(url: str, key_file: str | None = None) -> bool:
     try:
-        return Catalog(open_container(url)).describe().max_restorable is not None
+        return Catalog(open_backup(url, key_file=key_file)).describe().max_restorable is not None
     except errors.BackupDoesNotExist:
         return False
 
@@ -200,3 +202,54 @@ def test_cleanup_finds_and_removes_the_log_retention_of_a_dead_backup(
     assert run(fleet, ["fdbbackup", "abort", "-C", cf, "-t", "gone"]).returncode == 0
     gone = run(fleet, ["fdbbackup", "modify", "-C", cf, "-t", "gone", "-s", "5"])
     assert gone.returncode == 1 and "Cannot modify aborted backup on tag 'gone' (backup_error, 2300)" in gone.stderr
+
+
+def test_modify_query_and_restore_an_encrypted_continuous_backup(
+    embedded_cluster_factory: Callable[..., EmbeddedCluster], fleet: Fleet, tmp_path: Path
+) -> None:
+    """``modify --encryption-key-file`` moves where agents find the key (the same key only), ``modify -d``
+    starts the new container encrypted alike, and ``query`` reads an encrypted backup with its key."""
+    source = _source(embedded_cluster_factory)
+    fleet.start_worker(concurrency=2)
+    cf = str(source.cluster_file)
+    key, moved, other = tmp_path / "key", tmp_path / "moved.key", tmp_path / "other.key"
+    key.write_bytes(os.urandom(32))
+    moved.write_bytes(key.read_bytes())
+    other.write_bytes(os.urandom(32))
+    url2 = f"file://{tmp_path}/two"
+    start = ["fdbbackup", "start", "-C", cf, "-d", f"file://{tmp_path}/one", "-z", "-s", "600"]
+    assert run(fleet, [*start, "--encryption-key-file", str(key)]).returncode == 0
+    assert run(fleet, ["fdbbackup", "status", "-C", cf, "-w"]).returncode == 0  # restorable
+    store: JobStore[BackupJob] = state_store(fleet, "backup")
+    job = store.job_for_tag("default")
+    assert job is not None
+
+    wrong = run(fleet, ["fdbbackup", "modify", "-C", cf, "--encryption-key-file", str(other)])
+    assert wrong.returncode == 2 and "holds a different key" in wrong.stderr, wrong.stderr
+    assert "invalid_encryption_key_file, 2383" in wrong.stderr
+    assert store.get(job.uid).encryption == job.encryption
+    ok = run(fleet, ["fdbbackup", "modify", "-C", cf, "--encryption-key-file", str(moved)])
+    assert ok.returncode == 0, ok.stderr
+    assert store.get(job.uid).encryption_key_file == str(moved)
+    # The current period ends now and later ones, 2 s each, go to the new container.
+    change = ["-d", url2, "-s", "2", "--active-snapshot-interval", "1"]
+    assert run(fleet, ["fdbbackup", "modify", "-C", cf, *change]).returncode == 0
+    wait_until("the new container to be restorable", lambda: _restorable(url2, str(key)), timeout=60)
+
+    query = ["fdbbackup", "query", "-d", url2]
+    locked = run(fleet, query)
+    assert locked.returncode == 1 and json.loads(locked.stdout)["error_name"] == "restore_error"
+    doc = json.loads(run(fleet, [*query, "--encryption-key-file", str(key)]).stdout)
+    assert "error" not in doc and doc["restore_version"] > 0 and doc["total_range_files_size"] > 0
+    done = run(fleet, ["fdbbackup", "discontinue", "-C", cf, "-w"])
+    assert done.returncode == 0 and "has been completed" in done.stdout, done.stdout + done.stderr
+    dest = embedded_cluster_factory(name="dest")
+    restore_exactly(fleet, url2, source, dest, "--encryption-key-file", str(key))
+
+    # A plain backup has no key to move.
+    assert (
+        run(fleet, ["fdbbackup", "start", "-C", cf, "-d", f"file://{tmp_path}/p", "-z", "-t", "plain"]).returncode == 0
+    )
+    plain = run(fleet, ["fdbbackup", "modify", "-C", cf, "-t", "plain", "--encryption-key-file", str(key)])
+    assert plain.returncode == 1 and "is not encrypted; remove --encryption-key-file" in plain.stderr, plain.stderr
+    assert run(fleet, ["fdbbackup", "abort", "-C", cf, "-t", "plain"]).returncode == 0

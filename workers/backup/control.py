@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import redis
 
 from fdbcore import errors, naming
+from fdbcore.backup_encryption import check_destination
 from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.container import BackupContainer, redact_url, without_secret
 from fdbcore.encryption import EncryptionSettings
@@ -133,10 +134,14 @@ class Modification:
     snapshot_interval: int | None = None
     active_snapshot_interval: int | None = None
     verify_uid: str | None = None
+    #: ``--encryption-key-file``: where agents find the backup's key from now on (the same key).
+    key_file: str | None = None
 
     @property
     def has_changes(self) -> bool:
-        return self.url is not None or self.snapshot_interval is not None or self.active_snapshot_interval is not None
+        return any(
+            v is not None for v in (self.url, self.snapshot_interval, self.active_snapshot_interval, self.key_file)
+        )
 
 
 def modify(store: JobStore[BackupJob], container: BackupContainer | None, tag: str, change: Modification) -> BackupJob:
@@ -156,6 +161,10 @@ def modify(store: JobStore[BackupJob], container: BackupContainer | None, tag: s
             f"UID verification failed, backup on tag '{tag}' is '{job.uid}' but '{change.verify_uid}' was specified."
         )
     record = store.job(job.uid)
+    encryption = job.encryption
+    if change.key_file is not None:
+        encryption = _moved_key(job, change.key_file)
+        record.update(**encryption_fields(encryption))
     if change.active_snapshot_interval is not None:
         if job.snapshot_seq == 0 or job.incremental:
             raise errors.BackupError(f"The backup on tag '{tag}' has no snapshot running")
@@ -163,11 +172,25 @@ def modify(store: JobStore[BackupJob], container: BackupContainer | None, tag: s
     if change.snapshot_interval is not None:
         record.update(snapshot_interval=change.snapshot_interval)
     if change.url is not None and container is not None:
+        check_destination(container, encryption)
         container.create()
-        write_metadata(container, job.partitions, job.encryption)
+        write_metadata(container, job.partitions, encryption)
         creds = list(change.credential_files if change.credential_files is not None else job.credential_files)
         record.update(url=without_secret(change.url), url_display=redact_url(change.url), credential_files=creds)
     return store.get(job.uid)
+
+
+def _moved_key(job: BackupJob, key_file: str) -> EncryptionSettings:
+    """The job's encryption with its key file at ``key_file``, which must hold the key it was started with."""
+    if job.encryption is None:
+        raise errors.BackupError(f"The backup on tag '{job.tag}' is not encrypted; remove --encryption-key-file")
+    moved = EncryptionSettings.of(key_file, job.encryption.block_size)
+    if moved.key_check != job.encryption.key_check:
+        raise errors.InvalidEncryptionKeyFile(
+            f"encryption key file {key_file} holds a different key than the one the backup on tag '{job.tag}' "
+            "was started with; a running backup keeps its key"
+        )
+    return moved
 
 
 #: FDB's ``MIN_CLEANUP_SECONDS`` knob: ``cleanup --delete-data`` removes only log retention this far behind.
