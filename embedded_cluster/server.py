@@ -35,6 +35,7 @@ from embedded_cluster.secondary import WorkerPool, clear_secondaries, digest_ran
 from embedded_cluster.storage import Storage
 from fdbcore import errors
 from fdbcore.cluster import clusterfile
+from fdbcore.encoded_mutations import decode_document
 from fdbcore.keys import KeyRange
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,9 @@ class ClusterService:
         return {"kv": result.flat, "more": result.more}
 
     def commit(self, r: Request) -> int:
-        types, p1s, p2s = r["mutations"]
+        """Mutations come as columns, or as an encoded document (``commit_encoded``) of the same."""
+        encoded = r.get("encoded")
+        types, p1s, p2s = r["mutations"] if encoded is None else decode_document(encoded)
         return self.storage.commits.commit(
             (types, p1s, p2s),
             read_version=r.get("read_version"),
