@@ -8,17 +8,24 @@ database instead; the background splitter recounts a shard exactly before it cut
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from itertools import accumulate
+from operator import add
 
 from rocksdict import WriteBatch
 
-from embedded_cluster.rocks import scan
+from embedded_cluster.rocks import scan, scan_chunks
 from embedded_cluster.shards import SHARD_PREFIX, ShardMap, ShardState
 from embedded_cluster.store import Store
 from fdbcore.cluster.interface import Shard
 from fdbcore.keys import KeyRange, printable
 
 log = logging.getLogger(__name__)
+
+#: A shard's bytes, and a key near its byte midpoint with the bytes before it (None: none found).
+Measured = tuple[int, tuple[bytes, int] | None]
 
 
 class DataDistributor:
@@ -90,8 +97,11 @@ class DataDistributor:
 
     # --- splits -------------------------------------------------------------------------------------
 
-    def split_oversized(self) -> int:
+    def split_oversized(self, measure: Callable[[ShardState], Measured] | None = None) -> int:
         """Split every shard above the target size at a key near its byte midpoint; return the count.
+
+        ``measure`` counts a shard's bytes and finds its midpoint (by default here, with
+        :func:`measure_pairs`; the server has its worker processes do it, off the commit path's core).
 
         Commits count an overwrite as growth, so a shard is counted exactly first and only split if it
         really is too large; after a count that finds it small enough, it is counted again only once
@@ -104,7 +114,7 @@ class DataDistributor:
             candidates = [replace(s) for s in self.map.states() if s.nbytes > target and s.nbytes >= 2 * s.counted]
         splits = 0
         for shard in candidates:
-            total, split = self._measure(shard)
+            total, split = (measure or self._measure)(shard)
             with store.commit_lock:
                 index = self.map.index_of(shard.begin)
                 current = self.map[index]
@@ -124,16 +134,29 @@ class DataDistributor:
             splits += 1
         return splits
 
-    def _measure(self, shard: ShardState) -> tuple[int, tuple[bytes, int] | None]:
-        """The shard's bytes now, and a key strictly inside it with about half of them before it (and
-        those bytes), in one streaming pass: it keeps only a key per ~1/1024 of the estimated size."""
-        grain = max(4096, shard.nbytes // 1024)
-        marks: list[tuple[bytes, int]] = []
-        total = next_mark = 0
-        for k, v in scan(self._store.db, shard.begin, shard.end):
-            if total >= next_mark and k > shard.begin:
-                marks.append((k, total))
-                next_mark = total + grain
-            total += len(k) + len(v)
-        half = total // 2
-        return total, next((m for m in marks if m[1] >= half), None)
+    def _measure(self, shard: ShardState) -> Measured:
+        return measure_pairs(scan_chunks(self._store.db, shard.begin, shard.end), shard.begin, shard.nbytes)
+
+
+def measure_pairs(chunks: Iterable[Sequence[tuple[bytes, bytes]]], begin: bytes, estimate: int) -> Measured:
+    """The bytes of a shard's pairs (in key order, in chunks) and a key strictly after ``begin`` with
+    about half of them before it (and those bytes), in one streaming pass that keeps only a key per
+    ~1/1024 of the ``estimate``d size and finds those keys by bisection, not pair by pair."""
+    grain = max(4096, estimate // 1024)
+    marks: list[tuple[bytes, int]] = []
+    total = next_mark = 0
+    for chunk in chunks:
+        keys, values = zip(*chunk, strict=True)
+        # before[i]: the shard's bytes ahead of keys[i]
+        before = list(accumulate(map(add, map(len, keys), map(len, values)), initial=total))
+        total = before.pop()
+        i = bisect_left(before, next_mark)
+        while i < len(keys):
+            if keys[i] > begin:
+                marks.append((keys[i], before[i]))
+                next_mark = before[i] + grain
+                i = bisect_left(before, next_mark, i + 1)
+            else:
+                i += 1
+    half = total // 2
+    return total, next((m for m in marks if m[1] >= half), None)

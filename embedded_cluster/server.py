@@ -29,9 +29,11 @@ from embedded_cluster.bulk import clear_scratch
 from embedded_cluster.bulkdump import BulkDumpService
 from embedded_cluster.bulkload import BulkLoadService
 from embedded_cluster.cancel import Cancellation
+from embedded_cluster.distribution import Measured
 from embedded_cluster.faults import Fault, FaultRegistry
 from embedded_cluster.knobs import Knobs
-from embedded_cluster.secondary import WorkerPool, clear_secondaries, digest_range
+from embedded_cluster.secondary import WorkerPool, clear_secondaries, digest_range, measure_shard
+from embedded_cluster.shards import ShardState
 from embedded_cluster.storage import Storage
 from fdbcore import errors
 from fdbcore.cluster import clusterfile
@@ -275,10 +277,14 @@ class EmbeddedClusterServer:
                 if idle:
                     storage.store.tick(idle)
                 if time.monotonic() >= next_split:
-                    storage.distributor.split_oversized()
+                    storage.distributor.split_oversized(self._measure_shard)
                     next_split = time.monotonic() + SHARD_SPLIT_INTERVAL
             except Exception:
                 log.exception("maintenance failed")
+
+    def _measure_shard(self, shard: ShardState) -> Measured:
+        """Count a shard in a worker process: scanning it here would hold up commits."""
+        return self.pool.submit(measure_shard, str(self.data_dir), shard.begin, shard.end, shard.nbytes).result()
 
     def stop(self, grace: float = 5.0) -> None:
         self._stop.set()
