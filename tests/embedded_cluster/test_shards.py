@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import re
 from itertools import pairwise
 
+from embedded_cluster.distribution import measure_pairs
 from fdbcore.keys import ALL_END, KeyRange
 from fdbcore.mutations import clear_range, set_value
 from tests.embedded_cluster.util import wait_for_splits
@@ -51,3 +53,28 @@ def test_overwrites_are_recounted_before_splitting(embedded_cluster_factory) -> 
     shards = wait_for_splits(db, 30_000)
     assert len(shards) == 2  # recounted to its true 10 KB, not split
     assert db.status().extra["shard_bytes"][shards[0].id] == 100 * (len(b"w/000") + 100)
+
+
+def test_a_shard_is_measured_in_chunks_as_pair_by_pair() -> None:
+    """The splitter's one-pass measure finds its marks by bisection within chunks; the result is the
+    one a pair-by-pair pass gives (a mark every ~1/1024 of the estimate, the first at or past half)."""
+    rng = random.Random(5)
+    pairs = sorted({b"k%06d" % rng.randrange(10**6): rng.randbytes(rng.randint(0, 300)) for _ in range(5000)}.items())
+
+    def pair_by_pair(begin: bytes, estimate: int) -> tuple[int, tuple[bytes, int] | None]:
+        grain = max(4096, estimate // 1024)
+        marks, total, next_mark = [], 0, 0
+        for k, v in pairs:
+            if total >= next_mark and k > begin:
+                marks.append((k, total))
+                next_mark = total + grain
+            total += len(k) + len(v)
+        return total, next((m for m in marks if m[1] >= total // 2), None)
+
+    for chunk in (1, 7, 1024):
+        for begin in (pairs[0][0], b""):
+            for estimate in (0, 10**5, 10**6, 10**8):
+                chunks = [pairs[i : i + chunk] for i in range(0, len(pairs), chunk)]
+                assert measure_pairs(chunks, begin, estimate) == pair_by_pair(begin, estimate)
+    assert measure_pairs([], b"", 10**6) == (0, None)
+    assert measure_pairs([[(b"a", b"1")]], b"a", 10**6) == (2, None)  # no key strictly inside
