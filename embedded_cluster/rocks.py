@@ -131,7 +131,8 @@ class ChunkedScan:
         self._opts = ReadOptions()  # owned for the iterator's lifetime (see RangeIterator)
         self._opts.set_iterate_lower_bound(begin)
         self._opts.set_iterate_upper_bound(end)
-        self._opts.fill_cache(False)  # a bulk scan reads each block once: keep the cache for others
+        # A bulk scan reads each block once: keep the cache for others (the stub omits the argument).
+        self._opts.fill_cache(False)  # type: ignore[call-arg]
         # rocksdict's stubs type items() as a bare iterator of tuples; in raw mode they hold bytes.
         self._items = cast("Iterator[tuple[bytes, bytes]]", db.items(from_key=begin, read_opt=self._opts))
         self._last: bytes | None = None
