@@ -11,7 +11,7 @@ import logging
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from operator import add
 
 from rocksdict import WriteBatch
@@ -96,6 +96,43 @@ class DataDistributor:
             wb.put(*shard.encode(), self._store.meta_cf)
 
     # --- splits -------------------------------------------------------------------------------------
+
+    def split_loaded(self, wb: WriteBatch, range: KeyRange, loaded: Sequence[tuple[KeyRange, int]]) -> None:
+        """After ``range`` was replaced by loaded pieces of known bytes (a BulkLoad's files, each
+        ``(range, bytes)``), cut every shard that is now over the target at piece boundaries, with
+        no scan: each new shard holds whole pieces up to the target. A shard's other bytes (data
+        outside ``range``, a piece crossing one of its ends) go to its first or last new shard,
+        whichever end they can lie at; a shard where they may lie at both ends is left to the
+        splitter. Put the new shards into ``wb``.
+
+        Caller holds the commit lock (and has counted the replacement with :meth:`replaced`).
+        """
+        target = self._store.knobs.shard_target_bytes
+        for index in reversed(self.map.overlapping(range.begin, range.end)):
+            shard = self.map[index]
+            inside = sorted((r.begin, n) for r, n in loaded if shard.begin <= r.begin and r.end <= shard.end)
+            at_begin = shard.begin < range.begin or any(r.begin < shard.begin < r.end for r, _ in loaded)
+            at_end = range.end < shard.end or any(r.begin < shard.end < r.end for r, _ in loaded)
+            if shard.nbytes <= target or len(inside) < 2 or (at_begin and at_end):
+                continue
+            rest = max(0, shard.nbytes - sum(n for _, n in inside))
+            cuts: list[tuple[bytes, int]] = [(shard.begin, rest if at_begin else 0)]  # (begin, bytes)
+            for begin, nbytes in inside:
+                if cuts[-1][1] and cuts[-1][1] + nbytes > target and begin > cuts[-1][0]:
+                    cuts.append((begin, 0))
+                cuts[-1] = (cuts[-1][0], cuts[-1][1] + nbytes)
+            if len(cuts) == 1:
+                continue
+            if not at_begin:
+                cuts[-1] = (cuts[-1][0], cuts[-1][1] + rest)
+            total = shard.nbytes
+            for i, ((_, nbytes), (next_begin, _)) in enumerate(pairwise(cuts)):
+                # the left part keeps the old shard's begin (and meta key); the right one is cut again
+                left, right = self.map.split(index + i, next_begin, nbytes, total)
+                total -= nbytes
+                wb.put(*left.encode(), self._store.meta_cf)
+                wb.put(*right.encode(), self._store.meta_cf)
+            log.info("split loaded shard %s into %d shards at the loaded files' boundaries", shard.id, len(cuts))
 
     def split_oversized(self, measure: Callable[[ShardState], Measured] | None = None) -> int:
         """Split every shard above the target size at a key near its byte midpoint; return the count.

@@ -5,8 +5,13 @@ from __future__ import annotations
 import random
 import re
 from itertools import pairwise
+from pathlib import Path
 
-from embedded_cluster.distribution import measure_pairs
+import pytest
+
+from embedded_cluster.distribution import DataDistributor, measure_pairs
+from embedded_cluster.knobs import Knobs
+from embedded_cluster.store import Store
 from fdbcore.keys import ALL_END, KeyRange
 from fdbcore.mutations import clear_range, set_value
 from tests.embedded_cluster.util import wait_for_splits
@@ -78,3 +83,37 @@ def test_a_shard_is_measured_in_chunks_as_pair_by_pair() -> None:
                 assert measure_pairs(chunks, begin, estimate) == pair_by_pair(begin, estimate)
     assert measure_pairs([], b"", 10**6) == (0, None)
     assert measure_pairs([[(b"a", b"1")]], b"a", 10**6) == (2, None)  # no key strictly inside
+
+
+FILES = [(KeyRange(b"f/%d" % i, b"f/%d" % (i + 1)), 3_000) for i in range(9)] + [(KeyRange(b"f/9", b"f0"), 3_000)]
+CUTS = [b"", b"f/2", b"f/4", b"f/6", b"f/8"]  # 30,000 bytes in ten files, cut two a shard (target 7,000)
+
+
+@pytest.mark.parametrize(
+    ("loaded", "other_bytes", "expected"),
+    [
+        (KeyRange(b"", b"\xff"), 0, list(zip(CUTS, [6_000] * 5, strict=True))),
+        # other data can only lie after the loaded range: it counts in the last new shard
+        (KeyRange(b"", b"f0"), 500, list(zip(CUTS, [6_000] * 4 + [6_500], strict=True))),
+        # ... or only before it: in the first
+        (KeyRange(b"f/", b"\xff"), 500, list(zip(CUTS, [6_500] + [6_000] * 4, strict=True))),
+        # ... or at either end: the shard is left to the splitter
+        (KeyRange(b"f/", b"f0"), 500, [(b"", 30_500)]),
+    ],
+)
+def test_a_loaded_range_is_cut_at_its_files_without_a_scan(
+    tmp_path: Path, loaded: KeyRange, other_bytes: int, expected: list[tuple[bytes, int]]
+) -> None:
+    store = Store(tmp_path, Knobs(shard_count=1, shard_target_bytes=7_000))
+    try:
+        dd = DataDistributor(store)
+        wb = store.batch()
+        dd.recover(wb)  # the initial shards, persisted
+        dd.map[0].nbytes = 30_000 + other_bytes  # what replaced() counted
+        dd.split_loaded(wb, loaded, FILES)
+        assert [(s.begin, s.nbytes) for s in dd.map.states()[:-1]] == expected
+        store.write(wb)
+        persisted = DataDistributor(store).map.states()  # the new shards are in the batch
+        assert [(s.begin, s.id) for s in persisted] == [(s.begin, s.id) for s in dd.map.states()]
+    finally:
+        store.close()
