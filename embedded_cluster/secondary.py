@@ -19,7 +19,6 @@ gRPC state that must not be copied into a forked child.
 from __future__ import annotations
 
 import atexit
-import importlib
 import logging
 import multiprocessing
 import shutil
@@ -131,10 +130,8 @@ def process_view(data_dir: Path) -> SecondaryView:
     return view
 
 
-def _open_view(data_dir: str, modules: Sequence[str]) -> None:
+def _open_view(data_dir: str) -> None:
     process_view(Path(data_dir))
-    for name in modules:
-        importlib.import_module(name)
     time.sleep(0.2)  # hold this worker so the pool hands the next warm-up to another process
 
 
@@ -184,12 +181,10 @@ class WorkerPool:
                 self._executor = ProcessPoolExecutor(self.processes, mp_context=context)
             return self._executor.submit(fn, *args)
 
-    def warm(self, data_dir: Path, modules: Sequence[str] = ()) -> None:
-        """Start every worker process, open its secondary instance and import ``modules`` (those of
-        the tasks it will run: a BulkDump's reach the container code and boto3) now, so the first
-        BulkDump after a server start does not pay for process start-up, imports and the
-        write-ahead-log replay."""
-        futures = [self.submit(_open_view, str(data_dir), tuple(modules)) for _ in range(self.processes)]
+    def warm(self, data_dir: Path) -> None:
+        """Start every worker process and open its secondary instance now, so the first BulkDump
+        after a server start does not pay for process start-up and the write-ahead-log replay."""
+        futures = [self.submit(_open_view, str(data_dir)) for _ in range(self.processes)]
         for f in futures:
             try:
                 f.result()

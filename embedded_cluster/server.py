@@ -24,7 +24,7 @@ from typing import Any
 
 import grpc
 
-from embedded_cluster import DESCRIPTION, bulk, bulkdump, bulkload, wire
+from embedded_cluster import DESCRIPTION, bulk, wire
 from embedded_cluster.bulk import clear_scratch
 from embedded_cluster.bulkdump import BulkDumpService
 from embedded_cluster.bulkload import BulkLoadService
@@ -257,8 +257,7 @@ class EmbeddedClusterServer:
         self.port = port
         self._maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
         self._maintenance.start()
-        warm = (self.data_dir, (bulkdump.__name__, bulkload.__name__))
-        threading.Thread(target=self.pool.warm, args=warm, name="warm-workers", daemon=True).start()
+        threading.Thread(target=self.pool.warm, args=(self.data_dir,), name="warm-workers", daemon=True).start()
         address = f"{self.host}:{port}"
         clusterfile.write_atomic(
             self.cluster_file,
