@@ -4,11 +4,13 @@ sets, blocks taken whole from a log file)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 
+from fdbcore import errors
 from fdbcore.cluster.interface import ClusterDriver
 from fdbcore.encoded_mutations import EncodedMutations
 from fdbcore.formats.partitioned_log import PartitionedLogWriter
@@ -85,3 +87,12 @@ def test_a_log_block_taken_whole_commits_like_its_records(driver: ClusterDriver)
     v = driver.commit_encoded(block.mutations, lock_owner="replay")
     expected = {m.param1: m.param2 for _, _, m in records}
     assert read_all(driver, b"w/", b"w0", v) == sorted(expected.items())
+
+
+def test_a_malformed_batch_is_refused_by_name_and_changes_nothing(driver: ClusterDriver) -> None:
+    good = EncodedMutations.of([set_value(b"m/1", b"x"), set_value(b"m/2", b"y")])
+    short = dataclasses.replace(good, params2=good.params2[: len(good.params2) // 2])  # one value too few
+    with pytest.raises(errors.ClientInvalidOperation) as refused:
+        driver.commit_encoded(short)
+    assert refused.value.code == 2000 and "encoded mutations" in refused.value.message
+    assert driver.get_range(b"m/", b"m0", driver.get_read_version()).kvs == []
