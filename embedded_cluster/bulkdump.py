@@ -51,7 +51,7 @@ from fdbcore.keys import KeyRange, key_after
 log = logging.getLogger(__name__)
 
 #: Pairs read per step: large enough to keep Python out of the per-pair path, small for quick cancels.
-CHUNK_PAIRS = 1024
+CHUNK_PAIRS = 4096
 
 
 @dataclass(frozen=True, slots=True)

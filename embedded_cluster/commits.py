@@ -9,6 +9,7 @@ mutation.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Sequence
 
 from rocksdict import WriteBatch
@@ -96,8 +97,15 @@ class Commits:
                     wb.delete(k)
             else:
                 wb.delete_range(cleared.begin, cleared.end)
-        known = effects.known
-        for k, v in effects.puts.items():
+        if effects.ascending is not None:
+            deque(map(wb.put, *effects.ascending), maxlen=0)
+            return
+        known, puts = effects.known, effects.puts
+        if None not in puts.values():
+            # The bulk case (sets and atomic ops): every put handed to RocksDB at C level.
+            deque(map(wb.put, puts.keys(), puts.values()), maxlen=0)
+            return
+        for k, v in puts.items():
             if v is not None:
                 wb.put(k, v)
             elif k not in known or known[k] is not None:

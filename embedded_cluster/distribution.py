@@ -8,17 +8,24 @@ database instead; the background splitter recounts a shard exactly before it cut
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from itertools import accumulate, pairwise
+from operator import add
 
 from rocksdict import WriteBatch
 
-from embedded_cluster.rocks import scan
+from embedded_cluster.rocks import scan, scan_chunks
 from embedded_cluster.shards import SHARD_PREFIX, ShardMap, ShardState
 from embedded_cluster.store import Store
 from fdbcore.cluster.interface import Shard
 from fdbcore.keys import KeyRange, printable
 
 log = logging.getLogger(__name__)
+
+#: A shard's bytes, and a key near its byte midpoint with the bytes before it (None: none found).
+Measured = tuple[int, tuple[bytes, int] | None]
 
 
 class DataDistributor:
@@ -90,8 +97,48 @@ class DataDistributor:
 
     # --- splits -------------------------------------------------------------------------------------
 
-    def split_oversized(self) -> int:
+    def split_loaded(self, wb: WriteBatch, range: KeyRange, loaded: Sequence[tuple[KeyRange, int]]) -> None:
+        """After ``range`` was replaced by loaded pieces of known bytes (a BulkLoad's files, each
+        ``(range, bytes)``), cut every shard that is now over the target at piece boundaries, with
+        no scan: each new shard holds whole pieces up to the target. A shard's other bytes (data
+        outside ``range``, a piece crossing one of its ends) go to its first or last new shard,
+        whichever end they can lie at; a shard where they may lie at both ends is left to the
+        splitter. Put the new shards into ``wb``.
+
+        Caller holds the commit lock (and has counted the replacement with :meth:`replaced`).
+        """
+        target = self._store.knobs.shard_target_bytes
+        for index in reversed(self.map.overlapping(range.begin, range.end)):
+            shard = self.map[index]
+            inside = sorted((r.begin, n) for r, n in loaded if shard.begin <= r.begin and r.end <= shard.end)
+            at_begin = shard.begin < range.begin or any(r.begin < shard.begin < r.end for r, _ in loaded)
+            at_end = range.end < shard.end or any(r.begin < shard.end < r.end for r, _ in loaded)
+            if shard.nbytes <= target or len(inside) < 2 or (at_begin and at_end):
+                continue
+            rest = max(0, shard.nbytes - sum(n for _, n in inside))
+            cuts: list[tuple[bytes, int]] = [(shard.begin, rest if at_begin else 0)]  # (begin, bytes)
+            for begin, nbytes in inside:
+                if cuts[-1][1] and cuts[-1][1] + nbytes > target and begin > cuts[-1][0]:
+                    cuts.append((begin, 0))
+                cuts[-1] = (cuts[-1][0], cuts[-1][1] + nbytes)
+            if len(cuts) == 1:
+                continue
+            if not at_begin:
+                cuts[-1] = (cuts[-1][0], cuts[-1][1] + rest)
+            total = shard.nbytes
+            for i, ((_, nbytes), (next_begin, _)) in enumerate(pairwise(cuts)):
+                # the left part keeps the old shard's begin (and meta key); the right one is cut again
+                left, right = self.map.split(index + i, next_begin, nbytes, total)
+                total -= nbytes
+                wb.put(*left.encode(), self._store.meta_cf)
+                wb.put(*right.encode(), self._store.meta_cf)
+            log.info("split loaded shard %s into %d shards at the loaded files' boundaries", shard.id, len(cuts))
+
+    def split_oversized(self, measure: Callable[[ShardState], Measured] | None = None) -> int:
         """Split every shard above the target size at a key near its byte midpoint; return the count.
+
+        ``measure`` counts a shard's bytes and finds its midpoint (by default here, with
+        :func:`measure_pairs`; the server has its worker processes do it, off the commit path's core).
 
         Commits count an overwrite as growth, so a shard is counted exactly first and only split if it
         really is too large; after a count that finds it small enough, it is counted again only once
@@ -104,7 +151,7 @@ class DataDistributor:
             candidates = [replace(s) for s in self.map.states() if s.nbytes > target and s.nbytes >= 2 * s.counted]
         splits = 0
         for shard in candidates:
-            total, split = self._measure(shard)
+            total, split = (measure or self._measure)(shard)
             with store.commit_lock:
                 index = self.map.index_of(shard.begin)
                 current = self.map[index]
@@ -124,16 +171,29 @@ class DataDistributor:
             splits += 1
         return splits
 
-    def _measure(self, shard: ShardState) -> tuple[int, tuple[bytes, int] | None]:
-        """The shard's bytes now, and a key strictly inside it with about half of them before it (and
-        those bytes), in one streaming pass: it keeps only a key per ~1/1024 of the estimated size."""
-        grain = max(4096, shard.nbytes // 1024)
-        marks: list[tuple[bytes, int]] = []
-        total = next_mark = 0
-        for k, v in scan(self._store.db, shard.begin, shard.end):
-            if total >= next_mark and k > shard.begin:
-                marks.append((k, total))
-                next_mark = total + grain
-            total += len(k) + len(v)
-        half = total // 2
-        return total, next((m for m in marks if m[1] >= half), None)
+    def _measure(self, shard: ShardState) -> Measured:
+        return measure_pairs(scan_chunks(self._store.db, shard.begin, shard.end), shard.begin, shard.nbytes)
+
+
+def measure_pairs(chunks: Iterable[Sequence[tuple[bytes, bytes]]], begin: bytes, estimate: int) -> Measured:
+    """The bytes of a shard's pairs (in key order, in chunks) and a key strictly after ``begin`` with
+    about half of them before it (and those bytes), in one streaming pass that keeps only a key per
+    ~1/1024 of the ``estimate``d size and finds those keys by bisection, not pair by pair."""
+    grain = max(4096, estimate // 1024)
+    marks: list[tuple[bytes, int]] = []
+    total = next_mark = 0
+    for chunk in chunks:
+        keys, values = zip(*chunk, strict=True)
+        # before[i]: the shard's bytes ahead of keys[i]
+        before = list(accumulate(map(add, map(len, keys), map(len, values)), initial=total))
+        total = before.pop()
+        i = bisect_left(before, next_mark)
+        while i < len(keys):
+            if keys[i] > begin:
+                marks.append((keys[i], before[i]))
+                next_mark = before[i] + grain
+                i = bisect_left(before, next_mark, i + 1)
+            else:
+                i += 1
+    half = total // 2
+    return total, next((m for m in marks if m[1] >= half), None)

@@ -114,6 +114,8 @@ class Ingest:
                 wb = store.batch()
                 wb.delete(marker, store.meta_cf)
                 distributor.replaced(wb, range, replaced, loaded)
+                if ingested:
+                    distributor.split_loaded(wb, range, [(f.range, f.bytes) for f in files])
                 store.write(wb)
         self._count_spanning(spanning, count)
         return version

@@ -103,6 +103,18 @@ def scan(db: Rdict, begin: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
     yield from RangeIterator(db, begin, end).pairs()
 
 
+def scan_chunks(db: Rdict, begin: bytes, end: bytes, size: int = 1024) -> Iterator[list[tuple[bytes, bytes]]]:
+    """The current pairs of ``[begin, end)`` in lists of up to ``size``, iterated by RocksDB without a
+    Python step per pair. Like every rocksdict iteration it may end quietly at a corrupt block and has
+    no end-of-range proof (see :class:`ChunkedScan`): for estimates only, such as shard sizes."""
+    opts = ReadOptions()  # referenced by the generator for the iterator's lifetime (see RangeIterator)
+    opts.set_iterate_lower_bound(begin)
+    opts.set_iterate_upper_bound(end)
+    items = cast("Iterator[tuple[bytes, bytes]]", db.items(from_key=begin, read_opt=opts))
+    while chunk := list(islice(items, size)):
+        yield chunk
+
+
 class ChunkedScan:
     """The pairs of ``[begin, end)`` in lists, read without a Python step per pair, for bulk readers.
 
@@ -119,6 +131,8 @@ class ChunkedScan:
         self._opts = ReadOptions()  # owned for the iterator's lifetime (see RangeIterator)
         self._opts.set_iterate_lower_bound(begin)
         self._opts.set_iterate_upper_bound(end)
+        # A bulk scan reads each block once: keep the cache for others (the stub omits the argument).
+        self._opts.fill_cache(False)  # type: ignore[call-arg]
         # rocksdict's stubs type items() as a bare iterator of tuples; in raw mode they hold bytes.
         self._items = cast("Iterator[tuple[bytes, bytes]]", db.items(from_key=begin, read_opt=self._opts))
         self._last: bytes | None = None

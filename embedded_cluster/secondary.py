@@ -30,9 +30,11 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from embedded_cluster.distribution import Measured, measure_pairs
 from embedded_cluster.ingest import ingest_pending
 from embedded_cluster.rocks import META_CF, ChunkedScan, open_secondary, read_committed_version, scan
 from fdbcore import errors
@@ -41,6 +43,8 @@ from fdbcore.cluster.checksum import RangeDigest
 log = logging.getLogger(__name__)
 
 SECONDARY_DIRNAME = "secondary"
+#: Pairs per chunk of a scan read in a worker process.
+SCAN_CHUNK = 1024
 #: How long a catch-up waits for an ingest on the primary to finish (it holds the commit lock).
 INGEST_WAIT_SECONDS = 120.0
 
@@ -152,6 +156,13 @@ def _exit_with_parent(parent: int) -> None:
 def clear_secondaries(data_dir: Path) -> None:
     """Remove the folders of secondary instances that processes of an earlier server left behind."""
     shutil.rmtree(data_dir / SECONDARY_DIRNAME, ignore_errors=True)
+
+
+def measure_shard(data_dir: str, begin: bytes, end: bytes, estimate: int) -> Measured:
+    """Worker-process entry point: a shard's bytes and midpoint at the latest committed version (see
+    :meth:`DataDistributor.split_oversized`), read without holding up the server's commits."""
+    scan = process_view(Path(data_dir)).chunked_scan(begin, end)
+    return measure_pairs(iter(partial(scan.next_chunk, SCAN_CHUNK), []), begin, estimate)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,12 +29,15 @@ from embedded_cluster.bulk import clear_scratch
 from embedded_cluster.bulkdump import BulkDumpService
 from embedded_cluster.bulkload import BulkLoadService
 from embedded_cluster.cancel import Cancellation
+from embedded_cluster.distribution import Measured
 from embedded_cluster.faults import Fault, FaultRegistry
 from embedded_cluster.knobs import Knobs
-from embedded_cluster.secondary import WorkerPool, clear_secondaries, digest_range
+from embedded_cluster.secondary import WorkerPool, clear_secondaries, digest_range, measure_shard
+from embedded_cluster.shards import ShardState
 from embedded_cluster.storage import Storage
 from fdbcore import errors
 from fdbcore.cluster import clusterfile
+from fdbcore.encoded_mutations import decode_document
 from fdbcore.keys import KeyRange
 
 log = logging.getLogger(__name__)
@@ -115,7 +118,9 @@ class ClusterService:
         return {"kv": result.flat, "more": result.more}
 
     def commit(self, r: Request) -> int:
-        types, p1s, p2s = r["mutations"]
+        """Mutations come as columns, or as an encoded document (``commit_encoded``) of the same."""
+        encoded = r.get("encoded")
+        types, p1s, p2s = r["mutations"] if encoded is None else decode_document(encoded)
         return self.storage.commits.commit(
             (types, p1s, p2s),
             read_version=r.get("read_version"),
@@ -281,10 +286,14 @@ class EmbeddedClusterServer:
                 if idle:
                     storage.store.tick(idle)
                 if time.monotonic() >= next_split:
-                    storage.distributor.split_oversized()
+                    storage.distributor.split_oversized(self._measure_shard)
                     next_split = time.monotonic() + SHARD_SPLIT_INTERVAL
             except Exception:
                 log.exception("maintenance failed")
+
+    def _measure_shard(self, shard: ShardState) -> Measured:
+        """Count a shard in a worker process: scanning it here would hold up commits."""
+        return self.pool.submit(measure_shard, str(self.data_dir), shard.begin, shard.end, shard.nbytes).result()
 
     def stop(self, grace: float = 5.0) -> None:
         self._stop.set()

@@ -17,6 +17,7 @@ plain sets costs C-level list operations rather than a Python step per key.
 from __future__ import annotations
 
 import operator
+import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ CLEAR = MutationType.CLEAR_RANGE
 VALID_TYPES = frozenset({SET, CLEAR} | ATOMIC_TYPES)
 #: Up to this many keys found in a cleared range are deleted one by one; more get one range tombstone.
 POINT_DELETES_MAX = 64
+_NOT_SET = re.compile(re.escape(bytes((SET,))).join((b"[^", b"]")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,8 @@ class Plan:
 
     sets_only: bool
     has_versionstamps: bool
+    #: Positions of the mutations that are not ``SetValue``, in order.
+    others: list[int]
 
 
 def validate(columns: Columns, read_conflicts: Sequence[KeyRange]) -> Plan:
@@ -71,8 +75,15 @@ def validate(columns: Columns, read_conflicts: Sequence[KeyRange]) -> Plan:
                 _check_key(key)
         if p2s and max(map(len, p2s)) > VALUE_SIZE_LIMIT:
             raise errors.ValueTooLarge(f"a value is larger than {VALUE_SIZE_LIMIT} bytes")
-        return Plan(sets_only=True, has_versionstamps=False)
-    for t, a, b in zip(types, p1s, p2s, strict=True):
+        return Plan(sets_only=True, has_versionstamps=False, others=[])
+    others = not_sets(types)
+    # When every key and value passes the strictest single-key limits, the sets among the mutations
+    # are fine and only the others need their own checks; otherwise every mutation is checked.
+    quick = not types or (
+        max(p1s) < ALL_END and max(map(len, p1s)) <= KEY_SIZE_LIMIT and max(map(len, p2s)) <= VALUE_SIZE_LIMIT
+    )
+    for i in others if quick else range(len(types)):
+        t, a, b = types[i], p1s[i], p2s[i]
         if t == CLEAR:
             if a > b:
                 raise errors.InvertedRange(f"clear_range begin {printable(a)} is after its end {printable(b)}")
@@ -88,7 +99,13 @@ def validate(columns: Columns, read_conflicts: Sequence[KeyRange]) -> Plan:
             check_versionstamp_param(b, "value")
         if len(b) > VALUE_SIZE_LIMIT:
             raise errors.ValueTooLarge(f"value for {printable(a[:40])} is {len(b)} bytes (limit {VALUE_SIZE_LIMIT})")
-    return Plan(sets_only=False, has_versionstamps=bool(kinds & VERSIONSTAMP_TYPES))
+    return Plan(sets_only=False, has_versionstamps=bool(kinds & VERSIONSTAMP_TYPES), others=others)
+
+
+def not_sets(types: list[int]) -> list[int]:
+    """The positions of the mutations that are not ``SetValue``, found without a Python step per
+    mutation (types are valid, so each fits in a byte)."""
+    return [m.start() for m in _NOT_SET.finditer(bytes(types))]
 
 
 def _check_key(key: bytes) -> None:
@@ -144,14 +161,19 @@ class Effects:
     #: Values read before the commit (for atomic ops), so byte counts can use them.
     known: dict[bytes, bytes | None] = field(default_factory=dict)
     cleared: list[ClearedRange] = field(default_factory=list)
+    #: A commit of nothing but sets of strictly ascending keys (log replay's bulk): those keys and
+    #: values, with ``puts`` left empty, since building it would cost a dict insertion per key.
+    ascending: tuple[list[bytes], list[bytes]] | None = None
 
     def changed_keys(self, write_points: list[bytes]) -> list[bytes]:
         """Every key the commit may change, sorted (the MVCC record's key list)."""
-        if not self.cleared:
-            return write_points
-        return sorted({*write_points, *(k for c in self.cleared for k in c.found)})
+        found = [k for c in self.cleared for k in c.found if k not in self.puts]
+        # write_points is sorted: sorting it with the few keys found in cleared ranges is one merge
+        return sorted(write_points + found) if found else write_points
 
     def write_points(self) -> list[bytes]:
+        if self.ascending is not None:
+            return self.ascending[0]
         keys = list(self.puts)
         return keys if _is_sorted(keys) else sorted(keys)
 
@@ -171,16 +193,18 @@ class Effects:
         def index_of(key: bytes) -> int:
             return bisect_right(shard_begins, key) - 1
 
-        if not self.cleared and not known and write_points and None not in puts.values():
+        if self.ascending is not None or (not self.cleared and not known and None not in puts.values()):
             # The bulk case: cut the sorted keys at shard boundaries and sum each slice at C speed.
-            value_of = cast("Callable[[bytes], bytes]", puts.__getitem__)  # no None among the values
+            if self.ascending is not None:
+                values: Sequence[bytes] = self.ascending[1]  # in the order of write_points
+            else:  # no None among the values
+                values = list(map(cast("Callable[[bytes], bytes]", puts.__getitem__), write_points))
             sums: dict[int, int] = {}
             lo, n = 0, len(write_points)
             while lo < n:
                 i = index_of(write_points[lo])
                 hi = bisect_left(write_points, shard_begins[i + 1], lo) if i + 1 < len(shard_begins) else n
-                part = write_points[lo:hi]
-                sums[i] = sum(map(len, part)) + sum(map(len, map(value_of, part)))
+                sums[i] = sum(map(len, write_points[lo:hi])) + sum(map(len, values[lo:hi]))
                 lo = hi
             return sums
         out: dict[int, int] = {}
@@ -213,13 +237,22 @@ def resolve(columns: Columns, plan: Plan, get: Get, scan: Scan, clear_keys_max: 
     """Apply the mutations in order to get final values; read only what atomic ops and clears need."""
     types, p1s, p2s = columns
     if plan.sets_only:
+        if _is_sorted(p1s):
+            return Effects(puts={}, ascending=(p1s, p2s))
         return Effects(puts=dict(zip(p1s, p2s, strict=True)))
 
     puts: dict[bytes, bytes | None] = {}
     known: dict[bytes, bytes | None] = {}  # current (pre-commit) values read for atomic ops
     ranges: list[tuple[bytes, bytes]] = []  # multi-key clears, in order
-    for t, a, b in zip(types, p1s, p2s, strict=True):
-        if t == SET:
+    done = 0  # mutations before this position are applied
+    for i in [*plan.others, len(types)]:
+        # the sets up to the next other mutation, at C level; then that mutation
+        puts.update(zip(p1s[done:i], p2s[done:i], strict=True))
+        if i == len(types):
+            break
+        done = i + 1
+        t, a, b = types[i], p1s[i], p2s[i]
+        if t == SET:  # a versionstamped op, resolved to a set after validation
             puts[a] = b
         elif t == CLEAR:
             if b == a + b"\x00":

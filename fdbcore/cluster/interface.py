@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from fdbcore.encoded_mutations import EncodedMutations
 from fdbcore.encryption import EncryptionSettings
 from fdbcore.keys import KeyRange
 from fdbcore.mutations import Mutation
@@ -138,6 +139,18 @@ class ClusterDriver(Protocol):
         lock_owner: str | None = None,
     ) -> int:
         """Apply mutations atomically and return the commit version."""
+        ...
+
+    def commit_encoded(
+        self,
+        mutations: EncodedMutations,
+        *,
+        read_version: int | None = None,
+        read_conflict_ranges: Sequence[KeyRange] = (),
+        lock_owner: str | None = None,
+    ) -> int:
+        """:meth:`commit` for mutations encoded in bulk: the same checks and semantics, for writers
+        that apply millions of mutations (log replay) without a Python object per mutation."""
         ...
 
     # --- topology and configuration ------------------------------------------------------------

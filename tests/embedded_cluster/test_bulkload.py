@@ -70,6 +70,21 @@ def test_load_job_gives_an_identical_checksum(source: Dataset, embedded_cluster_
     )
 
 
+def test_a_load_cuts_the_shards_it_fills_at_its_files(source: Dataset, embedded_cluster_factory) -> None:
+    """The shards a load fills past the target are cut at the loaded files' boundaries at once, from
+    the files' known bytes, rather than scanned and cut by the splitter afterwards."""
+    dst: EmbeddedCluster = embedded_cluster_factory(name="dst", shard_count=2, shard_target_bytes=8_000, **KNOBS)
+    dst.cli("bulkload", "--url", source.url, "--job", source.job_id)
+    # A batch begins at keyAfter(the last key of the batch before): never a stored key, so never a
+    # point where the splitter (which cuts at a stored key) would cut.
+    batch_begins = {e.range.begin for e in source.entries} - {b""}
+    cut_at_batches = [s for s in dst.driver.shard_map() if s.range.begin in batch_begins]
+    assert len(cut_at_batches) >= 3
+    total = sum(len(k) + len(v) for k, v in source.pairs)
+    assert sum(dst.driver.status().extra["shard_bytes"].values()) == total
+    assert read_all(dst.driver, b"", b"\xff", dst.driver.get_read_version()) == source.pairs
+
+
 def load_in_background(fn: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
     outcome: list[object] = []
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import random
 import re
 from itertools import pairwise
+from pathlib import Path
 
+import pytest
+
+from embedded_cluster.distribution import DataDistributor, measure_pairs
+from embedded_cluster.knobs import Knobs
+from embedded_cluster.store import Store
 from fdbcore.keys import ALL_END, KeyRange
 from fdbcore.mutations import clear_range, set_value
 from tests.embedded_cluster.util import wait_for_splits
@@ -51,3 +58,62 @@ def test_overwrites_are_recounted_before_splitting(embedded_cluster_factory) -> 
     shards = wait_for_splits(db, 30_000)
     assert len(shards) == 2  # recounted to its true 10 KB, not split
     assert db.status().extra["shard_bytes"][shards[0].id] == 100 * (len(b"w/000") + 100)
+
+
+def test_a_shard_is_measured_in_chunks_as_pair_by_pair() -> None:
+    """The splitter's one-pass measure finds its marks by bisection within chunks; the result is the
+    one a pair-by-pair pass gives (a mark every ~1/1024 of the estimate, the first at or past half)."""
+    rng = random.Random(5)
+    pairs = sorted({b"k%06d" % rng.randrange(10**6): rng.randbytes(rng.randint(0, 300)) for _ in range(5000)}.items())
+
+    def pair_by_pair(begin: bytes, estimate: int) -> tuple[int, tuple[bytes, int] | None]:
+        grain = max(4096, estimate // 1024)
+        marks, total, next_mark = [], 0, 0
+        for k, v in pairs:
+            if total >= next_mark and k > begin:
+                marks.append((k, total))
+                next_mark = total + grain
+            total += len(k) + len(v)
+        return total, next((m for m in marks if m[1] >= total // 2), None)
+
+    for chunk in (1, 7, 1024):
+        for begin in (pairs[0][0], b""):
+            for estimate in (0, 10**5, 10**6, 10**8):
+                chunks = [pairs[i : i + chunk] for i in range(0, len(pairs), chunk)]
+                assert measure_pairs(chunks, begin, estimate) == pair_by_pair(begin, estimate)
+    assert measure_pairs([], b"", 10**6) == (0, None)
+    assert measure_pairs([[(b"a", b"1")]], b"a", 10**6) == (2, None)  # no key strictly inside
+
+
+FILES = [(KeyRange(b"f/%d" % i, b"f/%d" % (i + 1)), 3_000) for i in range(9)] + [(KeyRange(b"f/9", b"f0"), 3_000)]
+CUTS = [b"", b"f/2", b"f/4", b"f/6", b"f/8"]  # 30,000 bytes in ten files, cut two a shard (target 7,000)
+
+
+@pytest.mark.parametrize(
+    ("loaded", "other_bytes", "expected"),
+    [
+        (KeyRange(b"", b"\xff"), 0, list(zip(CUTS, [6_000] * 5, strict=True))),
+        # other data can only lie after the loaded range: it counts in the last new shard
+        (KeyRange(b"", b"f0"), 500, list(zip(CUTS, [6_000] * 4 + [6_500], strict=True))),
+        # ... or only before it: in the first
+        (KeyRange(b"f/", b"\xff"), 500, list(zip(CUTS, [6_500] + [6_000] * 4, strict=True))),
+        # ... or at either end: the shard is left to the splitter
+        (KeyRange(b"f/", b"f0"), 500, [(b"", 30_500)]),
+    ],
+)
+def test_a_loaded_range_is_cut_at_its_files_without_a_scan(
+    tmp_path: Path, loaded: KeyRange, other_bytes: int, expected: list[tuple[bytes, int]]
+) -> None:
+    store = Store(tmp_path, Knobs(shard_count=1, shard_target_bytes=7_000))
+    try:
+        dd = DataDistributor(store)
+        wb = store.batch()
+        dd.recover(wb)  # the initial shards, persisted
+        dd.map[0].nbytes = 30_000 + other_bytes  # what replaced() counted
+        dd.split_loaded(wb, loaded, FILES)
+        assert [(s.begin, s.nbytes) for s in dd.map.states()[:-1]] == expected
+        store.write(wb)
+        persisted = DataDistributor(store).map.states()  # the new shards are in the batch
+        assert [(s.begin, s.id) for s in persisted] == [(s.begin, s.id) for s in dd.map.states()]
+    finally:
+        store.close()
