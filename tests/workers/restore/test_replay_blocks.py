@@ -132,6 +132,7 @@ def test_racing_copies_apply_each_whole_block_once(
     files = [write_log(c, records[:1500]), write_log(c, records[1500:])]
     vmap = replay.VersionMap([VersionedRange(KeyRange(b"", b"\xff"), 99)])
     decisions = taken_whole(monkeypatch)
+    embedded_cluster.driver.lock_range(KeyRange(b"", b"\xff"), "x")  # replay writes as the lock's owner
     start = threading.Barrier(2)
 
     def copy(_: int) -> int:
