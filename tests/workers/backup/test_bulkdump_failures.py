@@ -119,7 +119,8 @@ def test_bulkdump_timeout_in_a_continuous_backup_is_tried_again_next_period(
     while not (doc := status())["BulkLoadCompatible"]:
         assert time.monotonic() < deadline, doc
         time.sleep(0.5)
-    assert doc["BulkDumpPeriod"] >= 2 and doc["BulkDumpSnapshot"]["Phase"] == "complete"
+    # BulkLoadCompatible means a BulkDump completed; with ``-s 2`` a later period's may already be running.
+    assert doc["BulkDumpPeriod"] >= 2
     assert any(e["name"] == "backup_bulkdump_timeout" and e["code"] == 2392 for e in doc["Errors"])
     done = fleet.run(["fdbbackup", "discontinue", "-C", cf, "-w"])
     assert done.returncode == 0 and "has been completed" in done.stdout, done.stdout + done.stderr
