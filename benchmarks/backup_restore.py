@@ -49,6 +49,8 @@ from fdbcore.formats.sst import sst_options
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
 from tests.fixtures.redis import RedisServer, free_port
+from workers.backup.job import BackupJob, Phase, bulkdump_record, rangefile_record
+from workers.state import JobStore, connect_state
 
 BIN = Path(sys.executable).parent
 BULKLOAD_KNOBS = {"shard_encode_location_metadata": 1, "enable_read_lock_on_range": 1}
@@ -165,9 +167,20 @@ def _key_option(key_file: Path | None) -> list[str]:
 
 
 def backup(
-    run: Runner, source: EmbeddedCluster, mode: str, work: Path, keys: int, out: Scale, key_file: Path | None = None
+    run: Runner,
+    store: JobStore[BackupJob],
+    source: EmbeddedCluster,
+    mode: str,
+    work: Path,
+    keys: int,
+    out: Scale,
+    key_file: Path | None = None,
 ) -> str:
     """A backup in ``mode`` (encrypted with ``key_file``) while a workload writes; returns the backup URL.
+
+    The snapshot times are those of the backup's first period, from its records: with ``-z`` the next
+    period opens once the first one's range files are done (FDB's continuous snapshots), and status
+    shows the newest period.
 
     During the snapshot a mix of 5,000 mutations per second keeps writing (sets, clears, clear ranges,
     atomic adds). For ``both``, whose backup the restores use, every key is then rewritten once the
@@ -187,14 +200,18 @@ def backup(
     run("fdbbackup", "discontinue", "-C", cf, "-t", tag, "-w")
     doc = json.loads(run("fdbbackup", "status", "-C", cf, "-t", tag, "--json"))
     t = doc["Times"]
-    if mode in ("rangefile", "both") and not key_file:
-        out.bytes["range files"] = doc["RangeFileSnapshot"]["TotalBytes"]
-    if mode in ("bulkdump", "both") and not key_file:
-        out.bytes["BulkDump SSTs"] = doc["BulkDumpSnapshot"]["TotalBytes"]
     if mode in ("rangefile", "both"):
-        out.seconds[f"backup {label}: range files"] = t["rf_finished_at"] - t["snapshot_started_at"]
+        rf = rangefile_record(store, doc["UID"], 1).get()
+        assert rf.phase == Phase.COMPLETE and rf.finished_at is not None, rf
+        out.seconds[f"backup {label}: range files"] = rf.finished_at - rf.started_at
+        if not key_file:
+            out.bytes["range files"] = rf.total_bytes
     if mode in ("bulkdump", "both"):
-        out.seconds[f"backup {label}: BulkDump"] = t["bd_finished_at"] - t["bd_started_at"]
+        bd = bulkdump_record(store, doc["UID"], 1).get()
+        assert bd.phase == Phase.COMPLETE and bd.finished_at is not None, bd
+        out.seconds[f"backup {label}: BulkDump"] = bd.finished_at - bd.started_at
+        if not key_file:
+            out.bytes["BulkDump SSTs"] = bd.total_bytes
     out.seconds[f"backup {label}: until complete"] = t["completed_at"] - t["created_at"]
     return str(doc["URL"])
 
@@ -238,6 +255,7 @@ def run_scale(scale: int, base_keys: int, value_size: int, root: Path) -> Scale:
         source.root.mkdir()
         source.start()
         run = Runner(fleet.env)
+        store = JobStore(connect_state(f"{redis.url}/2"), "backup", BackupJob)  # where the CLIs keep job state
         run(
             "embedded-cluster",
             "load",
@@ -256,7 +274,7 @@ def run_scale(scale: int, base_keys: int, value_size: int, root: Path) -> Scale:
         both: dict[Path | None, tuple[str, dict[str, Any]]] = {}
         for mode in ("rangefile", "bulkdump", "both"):
             for key_file in (None, key):  # each encrypted backup right after its plain twin
-                url = backup(run, source, mode, work, out.keys, out, key_file)
+                url = backup(run, store, source, mode, work, out.keys, out, key_file)
                 if mode == "both":
                     # Nothing writes to the source once a backup is discontinued: its state now is its
                     # state at the newest version that backup restores to.
