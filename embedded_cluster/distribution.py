@@ -144,6 +144,11 @@ class DataDistributor:
         really is too large; after a count that finds it small enough, it is counted again only once
         its estimate has doubled, so rescans cost at most about what was written (a shard may reach
         twice the target before it splits).
+
+        The count runs outside the commit lock, so what commits and ingests added to the shard's count
+        since it was chosen is added to the exact count (which may predate them): taking the exact
+        count alone would lose them. A change that lands between the choice and the count is then
+        counted twice, which the next count corrects; a loss would go uncorrected.
         """
         store = self._store
         target = store.knobs.shard_target_bytes
@@ -151,19 +156,20 @@ class DataDistributor:
             candidates = [replace(s) for s in self.map.states() if s.nbytes > target and s.nbytes >= 2 * s.counted]
         splits = 0
         for shard in candidates:
-            total, split = (measure or self._measure)(shard)
+            measured, split = (measure or self._measure)(shard)
             with store.commit_lock:
                 index = self.map.index_of(shard.begin)
                 current = self.map[index]
                 if current.id != shard.id:
                     continue  # changed meanwhile; the next round looks again
+                total = max(0, measured + current.nbytes - shard.nbytes)  # see above
                 wb = store.batch()
-                if total <= target or split is None:
-                    current.nbytes = current.counted = total
+                if measured <= target or split is None:
+                    current.nbytes, current.counted = total, measured
                     wb.put(*current.encode(), store.meta_cf)
                     store.write(wb)
                     continue
-                left, right = self.map.split(index, split[0], split[1], total)
+                left, right = self.map.split(index, split[0], min(split[1], total), total)
                 wb.put(*left.encode(), store.meta_cf)  # same key as the old shard's entry
                 wb.put(*right.encode(), store.meta_cf)
                 store.write(wb)

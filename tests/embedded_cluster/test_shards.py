@@ -117,3 +117,24 @@ def test_a_loaded_range_is_cut_at_its_files_without_a_scan(
         assert [(s.begin, s.id) for s in persisted] == [(s.begin, s.id) for s in dd.map.states()]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("measured_bytes", [5_000, 20_000])  # recounted small / cut in two
+def test_a_count_that_moves_while_the_splitter_measures_is_kept(tmp_path: Path, measured_bytes: int) -> None:
+    """The splitter counts a shard outside the commit lock; what an ingest or commit adds to the shard's
+    count meanwhile must survive the exact count (it used to be overwritten by it)."""
+    store = Store(tmp_path, Knobs(shard_count=1, shard_target_bytes=10_000))
+    try:
+        dd = DataDistributor(store)
+        dd.recover(store.batch())
+        dd.map[0].nbytes = 25_000  # the running count; its data really holds ``measured_bytes``
+
+        def measure_while_an_ingest_lands(shard):
+            dd.map[0].nbytes += 3_000  # what replaced() adds under the commit lock meanwhile
+            return measured_bytes, (b"m", measured_bytes // 2)
+
+        dd.split_oversized(measure_while_an_ingest_lands)
+        assert sum(s.nbytes for s in dd.map.states()) == measured_bytes + 3_000
+        assert len(dd.map.states()) == (3 if measured_bytes > 10_000 else 2)
+    finally:
+        store.close()
