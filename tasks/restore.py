@@ -105,7 +105,8 @@ def chord_failed(self: Task[Any, Any], uid: str, phase: str) -> None:
 
 @app.task(name="restore.finish", queue="restore", bind=True)
 def finish(self: Task[Any, Any], uid: str) -> None:
-    retry.run(self, lifecycle.finish, context(), uid)
+    if not retry.run(self, lifecycle.finish, context(), uid):
+        raise self.replace(finish.si(uid))
 
 
 #: Retries of a rollback that finds its restore still active before it concludes no abort is coming.

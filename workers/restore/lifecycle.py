@@ -28,7 +28,6 @@ from workers.context import Context
 from workers.restore import replacement, replay
 from workers.restore.job import ACTIVE_STATES, PhaseState, RestoreJob, RestoreState
 from workers.restore.plan import RestorePlan
-from workers.restore.replacement import release
 from workers.state import PREFIX, ErrorRecord, JobStore, lease
 
 #: URLs whose BulkLoad restore failed, so a later range-file restore of them counts as a fallback.
@@ -115,7 +114,7 @@ def start(ctx: Context, uid: str) -> Dispatch | None:
         if job.mode == RestoreMode.RANGEFILE and job.whole_database and not job.overwrite:
             check_destination_empty(driver, job.dest_ranges)  # again, now that the ranges are locked
         if not record.compare_and_set("state", [RestoreState.STARTING], RestoreState.RUNNING):
-            release(driver, job)  # aborted while it locked: the rollback may have passed already
+            replacement.unlock(driver, job)  # aborted while it locked: the rollback may have passed already
             return None
         record.update(snapshot_phase=PhaseState.IN_PROGRESS, started_at=time.time())
         return Dispatch(job.mode, len(plan.verify_units))
@@ -166,9 +165,10 @@ def rollback(store: JobStore[RestoreJob], driver: ClusterDriver, uid: str, lease
         store.job(uid).compare_and_set("rollback", [PhaseState.NOT_STARTED], PhaseState.IN_PROGRESS)
         touched = replacement.touched(driver, uid)
         replacement.take_over(driver, job, block_reads=touched)
-        if not replacement.put_back(driver, uid, job.dest_ranges, job.abort_owner, time.monotonic() + budget):
+        deadline = time.monotonic() + budget
+        put_back = replacement.put_back(driver, uid, job.dest_ranges, job.abort_owner, deadline)
+        if not put_back or not replacement.release(driver, job, deadline):
             return False
-        release(driver, job)
         store.job(uid).update(rollback=PhaseState.COMPLETE, ranges_cleared=touched)
         trace.event("RestoreRolledBack", RestoreUID=uid, OldContentsPutBack=touched)
         return True
@@ -200,17 +200,29 @@ def chord_failed(ctx: Context, uid: str, phase: str) -> None:
     fail(ctx, uid, errors.RestoreError(f"a {phase} task failed without recording a result"), phase)
 
 
-def finish(ctx: Context, uid: str) -> None:
+def finish(ctx: Context, uid: str) -> bool:
+    """Once every log stream is done: unlock the ranges (readable at once, at the target version), mark
+    the restore complete, then drop the copy of their old contents. True when done; False when the time
+    budget ran out while dropping the copy (run a fresh copy: it goes on, the restore stays complete).
+
+    The copy goes only after the restore is complete: an abort before that point puts it back whole.
+    """
     job = load(ctx, uid)
+    driver = ctx.cluster(job.cluster_file)
+    deadline = time.monotonic() + replacement.budget_seconds(ctx.settings)
+    if job.state == RestoreState.COMPLETED:  # an earlier copy of this task got this far
+        return replacement.drop_aside(driver, uid, deadline)
     if not job.active:
-        return
+        return True
     done = ctx.restores.results(uid, "replay")
     if len(done) != job.streams:
         fail(ctx, uid, errors.RestoreMissingData(f"only {len(done)} of {job.streams} log streams finished"), "replay")
-        return
-    release(ctx.cluster(job.cluster_file), job)
-    if ctx.restores.job(uid).compare_and_set("state", [RestoreState.RUNNING], RestoreState.COMPLETED):
-        ctx.restores.job(uid).update(log_phase=PhaseState.COMPLETE, completed_at=time.time())
-        if job.mode == RestoreMode.RANGEFILE and ctx.redis.srem(FAILED_BULKLOAD_URLS, job.url_display):
-            metrics.FALLBACKS.labels("restore").inc()
-        trace.event("RestoreComplete", RestoreUID=uid, Version=job.target_version, Method=job.mode.value)
+        return True
+    replacement.unlock(driver, job)
+    if not ctx.restores.job(uid).compare_and_set("state", [RestoreState.RUNNING], RestoreState.COMPLETED):
+        return True  # aborted meanwhile: its rollback puts the old contents back from the copy
+    ctx.restores.job(uid).update(log_phase=PhaseState.COMPLETE, completed_at=time.time())
+    if job.mode == RestoreMode.RANGEFILE and ctx.redis.srem(FAILED_BULKLOAD_URLS, job.url_display):
+        metrics.FALLBACKS.labels("restore").inc()
+    trace.event("RestoreComplete", RestoreUID=uid, Version=job.target_version, Method=job.mode.value)
+    return replacement.drop_aside(driver, uid, deadline)

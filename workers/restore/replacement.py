@@ -3,15 +3,17 @@
 The restore holds its lock on the ranges from ``start`` (other writers are refused). After
 verification, :func:`set_aside` copies what the ranges hold into the restore's own system keys in the
 destination, while readers still see the old data; :func:`clear` then turns the lock into one that
-blocks reads and clears the ranges. From then on nobody reads them until :func:`release` drops the
-copy and unlocks them, at the target version.
+blocks reads and clears the ranges. From then on nobody reads them until :func:`unlock` lets them go,
+at the target version; once the restore is complete, :func:`drop_aside` drops the copy.
 
 After an abort, the lock is handed to the restore's abort owner (which shuts out the restore's
-writers still in flight) and :func:`put_back` restores the old contents, if the clearing had begun.
+writers still in flight), :func:`put_back` restores the old contents, if the clearing had begun, and
+:func:`release` drops the copy and unlocks the ranges.
 
 All of it moves data in chunks small enough that a workload's operations on other ranges are not
-held up behind them, and every chunk commits its progress (a cursor in the destination) with its
-data, so a killed worker's successor continues where it stopped.
+held up behind them. Copying, clearing and putting back commit their progress (a cursor in the
+destination) with each chunk, so a killed worker's successor continues where it stopped; dropping
+the copy needs no cursor (what is dropped is gone) and reads on from where its last chunk ended.
 """
 
 from __future__ import annotations
@@ -193,15 +195,36 @@ def take_over(driver: ClusterDriver, job: RestoreJob, block_reads: bool) -> None
                 driver.lock_range(r, job.abort_owner, block_reads=block_reads)
 
 
-def release(driver: ClusterDriver, job: RestoreJob) -> None:
-    """Release the destination: the copy of the old contents (dropped in chunks), the restore's other
-    system keys (fence, replay positions, cursors), then its lock, whichever of its owners holds it."""
-    aside = aside_range(job.uid)
-    while chunk := driver.get_range(aside.begin, aside.end, driver.get_read_version(), limit_bytes=CHUNK_BYTES).kvs:
-        driver.commit([clear_range(aside.begin, key_after(chunk[-1][0]))])
-    marks = replay.markers_range(job.uid)
-    driver.commit([clear_range(marks.begin, marks.end)])
+def unlock(driver: ClusterDriver, job: RestoreJob) -> None:
+    """Drop the restore's system keys other than the copy of the old contents (fence, replay positions,
+    cursors), then its lock on the ranges, whichever of its owners holds it."""
+    marks, aside = replay.markers_range(job.uid), aside_range(job.uid)
+    driver.commit([clear_range(marks.begin, aside.begin), clear_range(aside.end, marks.end)])
     for r in job.dest_ranges:
         for owner in (job.lock_owner, job.abort_owner):
             with contextlib.suppress(errors.RangeUnlockReject):  # never locked, or held by the other owner
                 driver.unlock_range(r, owner)
+
+
+def drop_aside(driver: ClusterDriver, uid: str, deadline: float) -> bool:
+    """Drop the copy of the old contents in chunks, each read from where the last one ended (reading from
+    the copy's start every time would step over every key already dropped: quadratic). True once it
+    is gone, False past ``deadline`` (after at least one chunk; call again)."""
+    aside = aside_range(uid)
+    begin = aside.begin
+    while chunk := driver.get_range(begin, aside.end, driver.get_read_version(), limit_bytes=CHUNK_BYTES).kvs:
+        end = key_after(chunk[-1][0])
+        driver.commit([clear_range(begin, end)])
+        begin = end
+        if time.monotonic() > deadline:
+            return False
+    return True
+
+
+def release(driver: ClusterDriver, job: RestoreJob, deadline: float) -> bool:
+    """Release the destination after an abort: the copy of the old contents, then the restore's other
+    system keys and its lock. False past ``deadline`` (call again)."""
+    if not drop_aside(driver, job.uid, deadline):
+        return False
+    unlock(driver, job)
+    return True

@@ -71,7 +71,7 @@ def test_set_aside_clear_put_back_and_release_in_chunks(
     with pytest.raises(errors.TransactionRejectedRangeLocked):  # the restore's writers are shut out
         db.commit([set_value(b"a/late", b"x")], lock_owner=job.lock_owner)
     assert _until_done(lambda d: replacement.put_back(db, UID, RANGES, job.abort_owner, d)) > 2
-    replacement.release(db, job)
+    assert _until_done(lambda d: replacement.release(db, job, d)) > 2  # the copy dropped a chunk per call
     assert [read_range(db, r) for r in RANGES] == before
     assert db.get(b"b/keep", db.get_read_version()) == b"x"
     assert db.status().locks == []
@@ -90,6 +90,30 @@ def test_put_back_before_any_clearing_changes_nothing(embedded_cluster: Embedded
         (r, job.abort_owner, False) for r in RANGES
     ]
     assert replacement.put_back(db, UID, RANGES, job.abort_owner, time.monotonic() + 60)
-    replacement.release(db, job)
+    assert replacement.release(db, job, time.monotonic() + 60)
     assert read_range(db, KeyRange(b"", b"\xff")) == [(b"a/1", b"old")]
     assert db.status().locks == []
+
+
+def test_a_finished_restore_unlocks_first_and_drops_the_copy_after_in_chunks(
+    embedded_cluster: EmbeddedCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``finish`` does: the ranges are readable as soon as the restore is done, while the copy of
+    their old contents stays whole until then (an abort before completion puts it back); the copy then
+    goes a chunk per call, each call going on from where the copy still starts."""
+    monkeypatch.setattr(replacement, "CHUNK_BYTES", 200)
+    db = embedded_cluster.driver
+    db.commit([set_value(RANGES[0].begin + b"%03d" % i, b"v%d" % i) for i in range(100)])
+    job = _job()
+    for r in RANGES:
+        db.lock_range(r, job.lock_owner)
+    assert _until_done(lambda d: replacement.set_aside(db, UID, RANGES, job.lock_owner, d)) > 2
+    assert _until_done(lambda d: replacement.clear(db, UID, RANGES, job.lock_owner, d)) > 2
+    db.commit([set_value(b"a/new", b"restored")], lock_owner=job.lock_owner)
+
+    replacement.unlock(db, job)
+    assert read_range(db, RANGES[0]) == [(b"a/new", b"restored")]
+    assert db.status().locks == []
+    assert len(read_range(db, replacement.aside_range(UID))) == 100
+    assert _until_done(lambda d: replacement.drop_aside(db, UID, d)) > 2
+    assert read_range(db, replay.markers_range(UID)) == []
