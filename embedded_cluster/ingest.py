@@ -111,13 +111,19 @@ class Ingest:
                 record = mvcc.CommitRecord(version, [], [], [(range.begin, range.end)])
                 store.history.add(record, store.db.snapshot())
                 loaded, spanning = self._whole_files_by_shard(files) if ingested else ({}, [])
+                distributor.uncounted.extend(f.range for f in spanning)  # the splitter leaves their shards be
                 wb = store.batch()
                 wb.delete(marker, store.meta_cf)
                 distributor.replaced(wb, range, replaced, loaded)
                 if ingested:
                     distributor.split_loaded(wb, range, [(f.range, f.bytes) for f in files])
                 store.write(wb)
-        self._count_spanning(spanning, count)
+        try:
+            self._count_spanning(spanning)
+        finally:
+            with store.commit_lock:
+                for f in spanning:
+                    distributor.uncounted.remove(f.range)
         return version
 
     def _whole_files_by_shard(self, files: Sequence[IngestFile]) -> tuple[dict[int, int], list[IngestFile]]:
@@ -133,20 +139,29 @@ class Ingest:
                 spanning.append(f)
         return out, spanning
 
-    def _count_spanning(self, files: Sequence[IngestFile], count: Count) -> None:
-        """Add what files across shard boundaries brought to each shard, counted outside the commit lock;
-        a shard split meanwhile was counted exactly by the split and is left alone."""
-        if not files:
-            return
-        counted = self._count_by_shard([f.range for f in files], count)
+    def _count_spanning(self, files: Sequence[IngestFile]) -> None:
+        """Add what files across shard boundaries brought to each shard, counted outside the commit lock.
+
+        Another load may cut one of those shards meanwhile, from counts that lack these bytes: the part
+        in it is then counted again by its new shards. The background splitter, whose exact count would
+        include them, leaves the shards alone until this is done (``DataDistributor.uncounted``). The
+        parts are counted here, on the primary: at most a file's worth per shard boundary, and a worker
+        process's secondary instance was seen to miss a just-ingested file's keys under load.
+        """
+        pending = [f.range for f in files]
         store, shards = self._store, self._distributor.map
-        with store.commit_lock:
-            wb = store.batch()
-            for sid, part, nbytes in counted:
-                i = shards.index_of(part.begin)
-                if shards[i].id == sid and shards[i].end >= part.end:
-                    self._distributor.replaced(wb, part, {}, {i: nbytes})
-            store.write(wb)
+        while pending:
+            counted = self._count_by_shard(pending, self._scan_bytes)
+            with store.commit_lock:
+                wb = store.batch()
+                pending = []
+                for sid, part, nbytes in counted:
+                    i = shards.index_of(part.begin)
+                    if shards[i].id == sid and shards[i].end >= part.end:
+                        self._distributor.replaced(wb, part, {}, {i: nbytes})
+                    else:
+                        pending.append(part)
+                store.write(wb)
 
     def _count_by_shard(self, ranges: Sequence[KeyRange], count: Count) -> list[tuple[str, KeyRange, int]]:
         """Bytes in each shard's part of ``ranges``, counted outside the commit lock (a large range's scan
