@@ -119,7 +119,7 @@ class Ingest:
                     distributor.split_loaded(wb, range, [(f.range, f.bytes) for f in files])
                 store.write(wb)
         try:
-            self._count_spanning(spanning)
+            self._count_spanning(spanning, count)
         finally:
             with store.commit_lock:
                 for f in spanning:
@@ -139,25 +139,25 @@ class Ingest:
                 spanning.append(f)
         return out, spanning
 
-    def _count_spanning(self, files: Sequence[IngestFile]) -> None:
+    def _count_spanning(self, files: Sequence[IngestFile], count: Count) -> None:
         """Add what files across shard boundaries brought to each shard, counted outside the commit lock.
 
-        Another load may cut one of those shards meanwhile, from counts that lack these bytes: the part
-        in it is then counted again by its new shards. The background splitter, whose exact count would
-        include them, leaves the shards alone until this is done (``DataDistributor.uncounted``). The
-        parts are counted here, on the primary: at most a file's worth per shard boundary, and a worker
-        process's secondary instance was seen to miss a just-ingested file's keys under load.
+        Another load may cut one of those shards meanwhile, from counts that lack these bytes. Loads
+        into other ranges cut only inside their own ranges, so each counted part still lies in one shard
+        and its bytes go there; a part cut inside is counted again by its new shards. The background
+        splitter, whose exact count would include the bytes, leaves those shards alone until this is
+        done (``DataDistributor.uncounted``).
         """
         pending = [f.range for f in files]
         store, shards = self._store, self._distributor.map
         while pending:
-            counted = self._count_by_shard(pending, self._scan_bytes)
+            counted = self._count_by_shard(pending, count)
             with store.commit_lock:
                 wb = store.batch()
                 pending = []
-                for sid, part, nbytes in counted:
+                for _, part, nbytes in counted:
                     i = shards.index_of(part.begin)
-                    if shards[i].id == sid and shards[i].end >= part.end:
+                    if shards[i].end >= part.end:
                         self._distributor.replaced(wb, part, {}, {i: nbytes})
                     else:
                         pending.append(part)
