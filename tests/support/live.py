@@ -5,6 +5,8 @@ sets, clears) on keys under its own prefix, keeps a model of what it wrote, and 
 against it, so "the other ranges kept serving" is checked key by key, not assumed. It records each
 operation's latency (from the moment it was due, so a stall counts for every operation it delays) and
 every error, per phase (``before``, ``during``, ``after``, as the caller sets :attr:`Workload.phase`).
+An error is also filed under every phase its operation overlapped: a read whose version was taken
+just before the server was killed fails after the restart, and that failure belongs to the outage.
 
 A write whose outcome is unknown (the connection broke during the commit, e.g. the server was
 killed) leaves the key with two possible values until a read settles it.
@@ -62,7 +64,10 @@ class Workload:
         self.keys = keys
         self.rate = rate
         self.rng = random.Random(seed)
-        self.phase = "before"
+        #: Every phase set so far, in order; the last is the current one.
+        self._phases = ["before"]
+        #: Every error, with the phases its operation overlapped.
+        self._failures: list[tuple[tuple[str, ...], str]] = []
         self.stats: dict[str, PhaseStats] = {}
         #: Every value a key may hold now: one when known, two after a commit of unknown outcome.
         self.model: dict[bytes, set[bytes | None]] = {}
@@ -70,6 +75,14 @@ class Workload:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._driver: ClusterDriver | None = None
+
+    @property
+    def phase(self) -> str:
+        return self._phases[-1]
+
+    @phase.setter
+    def phase(self, name: str) -> None:
+        self._phases.append(name)
 
     @property
     def range(self) -> KeyRange:
@@ -119,11 +132,14 @@ class Workload:
                 pause = due - time.monotonic()
                 if pause > 0:
                     time.sleep(pause)
-                stats = self.stats.setdefault(self.phase, PhaseStats())
+                first = len(self._phases) - 1
+                stats = self.stats.setdefault(self._phases[first], PhaseStats())
                 try:
                     self._one(self._driver)
                 except errors.FDBError as exc:
-                    stats.errors.append(f"{exc.name} ({exc.code}): {exc.message}")
+                    error = f"{exc.name} ({exc.code}): {exc.message}"
+                    stats.errors.append(error)
+                    self._failures.append((tuple(self._phases[first:]), error))
                 now = time.monotonic()
                 stats.latencies.append(now - due)
                 stats.due.append(time.time() - (now - due))
@@ -161,7 +177,8 @@ class Workload:
     # --- results ----------------------------------------------------------------------------------
 
     def errors(self, phases: Sequence[str] | None = None) -> list[str]:
-        return [e for name, s in self.stats.items() if phases is None or name in phases for e in s.errors]
+        """Errors of the operations that overlapped any of ``phases`` (all errors without)."""
+        return [e for spanned, e in self._failures if phases is None or set(spanned) & set(phases)]
 
     def check_final(self, driver: ClusterDriver) -> None:
         """The workload's keys hold what it wrote (every read agreed, too); it did some of each op."""
