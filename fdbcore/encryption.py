@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final, NoReturn, Protocol
 
@@ -289,10 +289,3 @@ class BlockSealer:
         if self._buf:
             self._emit(self._buf)
             self._buf = bytearray()
-
-
-def seal_stream(read: Callable[[int], bytes], sealer: BlockSealer, chunk: int) -> None:
-    """Feed everything ``read`` returns through ``sealer`` in pieces of ``chunk`` bytes."""
-    while piece := read(chunk):
-        sealer.write(piece)
-    sealer.finish()

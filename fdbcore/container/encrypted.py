@@ -6,14 +6,15 @@ moves and downloads. Which files are encrypted, and how, is :func:`fdbcore.namin
 decision; the blocks are :mod:`fdbcore.encryption`'s. The inner container moves ciphertext only.
 
 Large files never take a Python step per small piece: writes go a whole block at a time through
-AES-GCM, and uploads to S3 are encrypted into a local file first so the inner container can still
-upload its parts in parallel (downloads likewise).
+AES-GCM. A local file moved in is encrypted where it lies and then moved as it is, so the inner
+container still renames it into place, or uploads its parts to S3 in parallel (downloads likewise).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
@@ -22,13 +23,13 @@ from fdbcore.container.base import BackupContainer, ContainerWriter, FileInfo
 from fdbcore.container.local import LocalContainer
 from fdbcore.encryption import (
     NONCE_SIZE,
+    TAG_SIZE,
     BlockSealer,
     FileCipher,
     fdb_salt,
     iv_prefix,
     logical_size,
     nonced_salt,
-    seal_stream,
 )
 from fdbcore.naming import Sealing, local_temp_path, sealing
 
@@ -177,7 +178,7 @@ class EncryptedContainer(BackupContainer):
                 os.unlink(temp)
 
     # --- writes -----------------------------------------------------------------------------------
-    def _sealer(self, path: str, sink: BinaryIO | ContainerWriter) -> BlockSealer:
+    def _sealer(self, path: str, sink: ContainerWriter) -> BlockSealer:
         """A sealer writing ``path``'s encrypted form into ``sink`` (a nonced file's nonce first)."""
         nonce = None
         if sealing(path) == Sealing.NONCED:
@@ -201,24 +202,60 @@ class EncryptedContainer(BackupContainer):
             return
         if not os.path.isfile(local_path):
             raise errors.FileNotFound(f"upload from {local_path}: no such file")
-        chunk = max(1, _CHUNK // self.cipher.block_size) * self.cipher.block_size
+        copy = local_temp_path(local_path)
         try:
-            with open(local_path, "rb") as src:
-                if isinstance(self.inner, LocalContainer):
-                    with self.open_write(path) as w:
-                        while piece := src.read(chunk):
-                            w.write(piece)
-                    return
-                sealed = local_temp_path(local_path)
-                try:
-                    with open(sealed, "xb") as out:
-                        seal_stream(src.read, self._sealer(path, out), chunk)
-                    self.inner.move_file(path, sealed)
-                finally:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(sealed)
+            shutil.copyfile(local_path, copy)
+            self.move_file(path, copy)
         except OSError as exc:
             raise errors.IoError(f"upload from {local_path}: {exc.strerror or exc}") from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(copy)
+
+    def move_file(self, path: str, local_path: str) -> None:
+        """Encrypt the local file where it lies, then hand it to the inner container (a local one
+        renames it into place): no second copy of the file is written."""
+        if sealing(path) == Sealing.PLAIN:
+            self.inner.move_file(path, local_path)
+            return
+        try:
+            self._seal_in_place(path, local_path)
+        except FileNotFoundError:
+            raise errors.FileNotFound(f"move from {local_path}: no such file") from None
+        except OSError as exc:
+            raise errors.IoError(f"encrypt {local_path}: {exc.strerror or exc}") from exc
+        self.inner.move_file(path, local_path)
+
+    def _seal_in_place(self, path: str, local_path: str) -> None:
+        """Turn a local plaintext file into ``path``'s encrypted form in the same file.
+
+        Blocks go last first: block ``i``'s ciphertext starts at or after its own plaintext and past
+        the plaintext of every block before it, so nothing is overwritten before it is read."""
+        nonce = os.urandom(NONCE_SIZE) if sealing(path) == Sealing.NONCED else None
+        head = 0 if nonce is None else NONCE_SIZE
+        prefix = self._iv(path, nonce)
+        block, raw_block = self.cipher.block_size, self.cipher.raw_block_size
+        plain, sealed = memoryview(bytearray(block)), memoryview(bytearray(raw_block))
+        fd = os.open(local_path, os.O_RDWR)
+        try:
+            size = os.fstat(fd).st_size
+            for index in reversed(range(-(-size // block))):
+                n = min(block, size - index * block)
+                if os.preadv(fd, [plain[:n]], index * block) != n:
+                    raise errors.IoError(f"encrypt {local_path}: it changed size while being encrypted")
+                self.cipher.seal_into(prefix, index, plain[:n], sealed[: n + TAG_SIZE])
+                _pwrite_all(fd, sealed[: n + TAG_SIZE], head + index * raw_block)
+            if nonce is not None:
+                _pwrite_all(fd, memoryview(nonce), 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    while data:
+        n = os.pwrite(fd, data, offset)
+        data, offset = data[n:], offset + n
 
 
 def _read_at(f: BinaryIO, offset: int, length: int | None) -> bytes:

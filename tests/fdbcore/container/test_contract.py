@@ -197,6 +197,9 @@ def test_move_file_consumes_the_local_file(container: BackupContainer, tmp_path:
     assert not src.exists()
     assert container.read("bulkdump_data/job/task/1/200-data.sst") == data
     assert [f.path for f in container.list("bulkdump_data/job/task/1/")] == ["bulkdump_data/job/task/1/200-data.sst"]
+    src.write_bytes(b"")
+    container.move_file("bulkdump_data/job/task/2/200-data.sst", str(src))
+    assert container.read("bulkdump_data/job/task/2/200-data.sst") == b""
     with pytest.raises(FileNotFound):
         container.move_file("y", str(tmp_path / "no-such-local-file"))
 
