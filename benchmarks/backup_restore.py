@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,11 +44,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from rocksdict import IngestExternalFileOptions, Rdict, SstFileWriter
 
 from embedded_cluster.rocks import rocksdb_options
 from fdbcore.formats.sst import sst_options
+from fdbcore.naming import new_uid
 from tests.fixtures.cluster import EmbeddedCluster
 from tests.fixtures.fleet import Fleet
 from tests.fixtures.redis import RedisServer, free_port
@@ -63,10 +66,16 @@ class Scale:
     scale: int
     keys: int
     logical_bytes: int = 0
+    #: The median of each step's samples (one per repetition).
     seconds: dict[str, float] = field(default_factory=dict)
+    samples: dict[str, list[float]] = field(default_factory=dict)
     bytes: dict[str, int] = field(default_factory=dict)
     rss_mb: dict[str, float] = field(default_factory=dict)
     verdicts: dict[str, bool] = field(default_factory=dict)
+
+    def record(self, name: str, seconds: float) -> None:
+        self.samples.setdefault(name, []).append(seconds)
+        self.seconds[name] = statistics.median(self.samples[name])
 
     def mbps(self, name: str, nbytes: int | None = None) -> float:
         secs = self.seconds.get(name, 0.0)
@@ -145,7 +154,7 @@ def bare_limits(run_dir: Path, keys: int, value_size: int, out: Scale) -> None:
     for k, v in pairs:
         writer[k] = v
     writer.finish()
-    out.seconds["limit: dump (SstFileWriter)"] = time.perf_counter() - start
+    out.record("limit: dump (SstFileWriter)", time.perf_counter() - start)
     del pairs
     db_dir, copy = run_dir / "bare-db", run_dir / "copy.sst"
     db = Rdict(str(db_dir), rocksdb_options())  # as the cluster opens its store
@@ -154,7 +163,7 @@ def bare_limits(run_dir: Path, keys: int, value_size: int, out: Scale) -> None:
     ingest = IngestExternalFileOptions()
     ingest.set_move_files(True)
     db.ingest_external_file([str(copy)], ingest)
-    out.seconds["limit: load (copy + ingest)"] = time.perf_counter() - start
+    out.record("limit: load (copy + ingest)", time.perf_counter() - start)
     db.close()
     Rdict.destroy(str(db_dir))
     sst.unlink()
@@ -177,6 +186,8 @@ def backup(
     keys: int,
     out: Scale,
     key_file: Path | None = None,
+    *,
+    first: bool = True,
 ) -> str:
     """A backup in ``mode`` (encrypted with ``key_file``) while a workload writes; returns the backup URL.
 
@@ -187,9 +198,10 @@ def backup(
     During the snapshot a mix of 5,000 mutations per second keeps writing (sets, clears, clear ranges,
     atomic adds). For ``both``, whose backup the restores use, every key is then rewritten once the
     backup is restorable, so the restores' log-replay phase applies as many bytes as the snapshot holds.
+    Only the ``first`` repetition does that, and only its time until complete is recorded.
     """
     label = _label(mode, key_file)
-    cf, tag = str(source.cluster_file), f"bench-{label.replace(' ', '-')}"
+    cf, tag = str(source.cluster_file), f"bench-{label.replace(' ', '-')}-{new_uid()[:8]}"
     base = work / f"backup-{tag}"
     mix = ["load", "-C", cf, "--keys", str(keys), "--no-fill", "--rate", "5000", "--duration", "3", "--seed", "5"]
     os.sync()  # the step before this one does not leave its deferred disk writes to be timed here
@@ -197,7 +209,7 @@ def backup(
     run("fdbbackup", "start", "-C", cf, "-d", f"file://{base}", "--mode", mode, "-t", tag, "-z", *_key_option(key_file))
     if workload.wait(3600) != 0:
         raise SystemExit("the workload failed")
-    if mode == "both":
+    if mode == "both" and first:
         run("fdbbackup", "status", "-C", cf, "-t", tag, "-w")  # returns once the backup is restorable
         run("embedded-cluster", "load", "-C", cf, "--keys", str(keys), "--seed", "9")
     run("fdbbackup", "discontinue", "-C", cf, "-t", tag, "-w")
@@ -206,16 +218,17 @@ def backup(
     if mode in ("rangefile", "both"):
         rf = rangefile_record(store, doc["UID"], 1).get()
         assert rf.phase == Phase.COMPLETE and rf.finished_at is not None, rf
-        out.seconds[f"backup {label}: range files"] = rf.finished_at - rf.started_at
+        out.record(f"backup {label}: range files", rf.finished_at - rf.started_at)
         if not key_file:
             out.bytes["range files"] = rf.total_bytes
     if mode in ("bulkdump", "both"):
         bd = bulkdump_record(store, doc["UID"], 1).get()
         assert bd.phase == Phase.COMPLETE and bd.finished_at is not None, bd
-        out.seconds[f"backup {label}: BulkDump"] = bd.finished_at - bd.started_at
+        out.record(f"backup {label}: BulkDump", bd.finished_at - bd.started_at)
         if not key_file:
             out.bytes["BulkDump SSTs"] = bd.total_bytes
-    out.seconds[f"backup {label}: until complete"] = t["completed_at"] - t["created_at"]
+    if first:
+        out.record(f"backup {label}: until complete", t["completed_at"] - t["created_at"])
     return str(doc["URL"])
 
 
@@ -229,22 +242,23 @@ def restore(
     key_file: Path | None = None,
 ) -> None:
     label = _label(mode, key_file)
-    tag = f"bench-{label.replace(' ', '-')}"
+    tag = f"bench-{label.replace(' ', '-')}-{new_uid()[:8]}"
     where = ["-r", url, "-C", str(dest.cluster_file)]
     os.sync()  # as before a backup
     run("fdbrestore", "start", *where, "--mode", mode, "-t", tag, "-w", *_key_option(key_file))
     [doc] = json.loads(run("fdbrestore", "status", "-t", tag, "--json"))
     t = doc["Times"]
-    out.seconds[f"restore {label}: verify"] = t["verified_at"] - t["started_at"]
-    out.seconds[f"restore {label}: snapshot"] = t["snapshot_done_at"] - t["verified_at"]
-    out.seconds[f"restore {label}: log replay"] = t["completed_at"] - t["snapshot_done_at"]
+    out.record(f"restore {label}: verify", t["verified_at"] - t["started_at"])
+    out.record(f"restore {label}: snapshot", t["snapshot_done_at"] - t["verified_at"])
+    out.record(f"restore {label}: log replay", t["completed_at"] - t["snapshot_done_at"])
     out.bytes[f"replayed by {label}"] = doc["ReplayedMutationBytes"]
     out.bytes["log files"] = doc["LogFileBytes"]
     got = checksum(run, dest)
-    out.verdicts[label] = (want["keys"], want["sha256"]) == (got["keys"], got["sha256"])
+    exact = (want["keys"], want["sha256"]) == (got["keys"], got["sha256"])
+    out.verdicts[label] = out.verdicts.get(label, True) and exact
 
 
-def run_scale(scale: int, base_keys: int, value_size: int, root: Path) -> Scale:
+def run_scale(scale: int, base_keys: int, value_size: int, root: Path, repeat: int) -> Scale:
     work = root / f"scale-{scale}"
     work.mkdir(parents=True)
     out = Scale(scale, base_keys * scale)
@@ -277,20 +291,25 @@ def run_scale(scale: int, base_keys: int, value_size: int, root: Path) -> Scale:
         key.write_bytes(os.urandom(32))
         both: dict[Path | None, tuple[str, dict[str, Any]]] = {}
         for mode in ("rangefile", "bulkdump", "both"):
-            for key_file in (None, key):  # each encrypted backup right after its plain twin
-                url = backup(run, store, source, mode, work, out.keys, out, key_file)
-                if mode == "both":
-                    # Nothing writes to the source once a backup is discontinued: its state now is its
-                    # state at the newest version that backup restores to.
-                    both[key_file] = (url, checksum(run, source))
+            for n in range(repeat):
+                for key_file in (None, key):  # each encrypted backup right after its plain twin
+                    url = backup(run, store, source, mode, work, out.keys, out, key_file, first=n == 0)
+                    if mode == "both" and n == 0:
+                        # Nothing writes to the source once a backup is discontinued: its state now is
+                        # its state at the newest version that backup restores to.
+                        both[key_file] = (url, checksum(run, source))
+                    elif n > 0:
+                        shutil.rmtree(urlparse(url).path, ignore_errors=True)  # only timed
         for mode, knobs in (("rangefile", {}), ("bulkload", BULKLOAD_KNOBS)):
-            for key_file, (url, want) in both.items():
-                dest = EmbeddedCluster(work / f"dest-{mode}-{'enc' if key_file else 'plain'}", knobs)
-                clusters.append(dest)
-                dest.root.mkdir()
-                dest.start()
-                restore(run, url, dest, mode, want, out, key_file)
-                dest.close()  # its background compactions would otherwise slow the next restore
+            for n in range(repeat):
+                for key_file, (url, want) in both.items():
+                    dest = EmbeddedCluster(work / f"dest-{mode}-{'enc' if key_file else 'plain'}-{n}", knobs)
+                    clusters.append(dest)
+                    dest.root.mkdir()
+                    dest.start()
+                    restore(run, url, dest, mode, want, out, key_file)
+                    dest.close()  # its background compactions would otherwise slow the next restore
+                    shutil.rmtree(dest.root, ignore_errors=True)
         assert worker.proc.pid
         out.rss_mb["worker (largest pool process)"] = peak_rss_mb(worker.proc.pid)
         out.rss_mb["cluster server (source)"] = peak_rss_mb(source.process.pid if source.process else 0)
@@ -414,12 +433,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--scales", default="1,2,4", help="comma-separated multiples of --keys (default: %(default)s)")
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--work-dir", default=None, help="where the clusters live (default: a temporary directory)")
+    p.add_argument(
+        "--repeat", type=int, default=3, help="runs of each backup and restore; the table shows medians (default: 3)"
+    )
     args = p.parse_args(argv)
     root = Path(args.work_dir or tempfile.mkdtemp(prefix="fdbbr-bench-"))
     results = []
     for scale in (int(s) for s in args.scales.split(",")):
         print(f"scale {scale}x: {args.keys * scale:,} keys ...", flush=True)
-        results.append(run_scale(scale, args.keys, args.value_size, root))
+        results.append(run_scale(scale, args.keys, args.value_size, root, args.repeat))
     print(table(results))
     if args.json:
         doc = {

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from fdbcore import errors
 from fdbcore.container.base import BackupContainer, ContainerWriter, FileInfo
-from fdbcore.container.local import LocalContainer
+from fdbcore.container.local import LocalContainer, copy_pieces, write_pieces
 from fdbcore.encryption import (
     NONCE_SIZE,
     TAG_SIZE,
@@ -167,7 +166,7 @@ class EncryptedContainer(BackupContainer):
         try:
             with self._raw_reader(path, local_path) as read, open(temp, "xb") as out:
                 for piece in self._plain_chunks(path, read):
-                    out.write(piece)
+                    write_pieces(out, piece)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temp, local_path)
@@ -204,7 +203,8 @@ class EncryptedContainer(BackupContainer):
             raise errors.FileNotFound(f"upload from {local_path}: no such file")
         copy = local_temp_path(local_path)
         try:
-            shutil.copyfile(local_path, copy)
+            with open(local_path, "rb") as src, open(copy, "xb") as dst:
+                copy_pieces(src, dst)
             self.move_file(path, copy)
         except OSError as exc:
             raise errors.IoError(f"upload from {local_path}: {exc.strerror or exc}") from exc

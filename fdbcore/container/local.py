@@ -4,6 +4,11 @@ Files are written to ``<path>.<uid>.temp`` beside their final name, fsynced, and
 place, so a reader (or a listing) sees either the whole file or nothing; listings hide ``.temp`` and
 ``.part`` names as ``BackupContainerLocalDirectory`` does. ``OSError`` becomes ``io_error`` (or
 ``file_not_found``) carrying the path.
+
+Bytes go into local files in writes of at most :data:`WRITE_PIECE`. A larger write lets the kernel
+fill the file with large page-cache folios, which on the virtual machines this project is measured on
+come from memory the host has not backed yet: writing a 116 MB file in 8 MB pieces took 0.28-0.37 s,
+in 128 KB pieces 0.025 s, in the same run (a download of an encrypted 116 MB SST: 0.34 s -> 0.075 s).
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from fdbcore.naming import is_partial_name, local_temp_path
 
 # A path naming a directory, or running through a file, does not name a file.
 _NOT_A_FILE = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR)
-_COPY_CHUNK = 1 << 20
+#: The largest single write into a local file (see the module docstring).
+WRITE_PIECE = 128 << 10
 
 
 def _io_error(exc: OSError, what: str, path: str) -> FDBError:
@@ -55,6 +61,18 @@ def _commit(temp: str, final: str) -> None:
 def _discard(temp: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(temp)
+
+
+def write_pieces(f: BinaryIO, data: bytes | bytearray | memoryview) -> None:
+    """Write ``data`` to a local file in writes of at most :data:`WRITE_PIECE`."""
+    view = memoryview(data)
+    for at in range(0, len(view), WRITE_PIECE):
+        f.write(view[at : at + WRITE_PIECE])
+
+
+def copy_pieces(fin: BinaryIO, fout: BinaryIO) -> None:
+    """Copy the rest of one local file to another in pieces of :data:`WRITE_PIECE`."""
+    shutil.copyfileobj(fin, fout, WRITE_PIECE)
 
 
 def _walk(root: str, rel_dir: str, prefix: str, out: list[FileInfo]) -> None:
@@ -90,7 +108,7 @@ class _LocalWriter(ContainerWriter):
         if self._file is None:
             raise IoError(f"write to {self._final} after it was finished or aborted")
         try:
-            self._file.write(data)
+            write_pieces(self._file, data)
         except OSError as exc:
             self.abort()
             raise _io_error(exc, "write", self._final) from exc
@@ -170,7 +188,7 @@ class LocalContainer(BackupContainer):
     def upload_file(self, path: str, local_path: str) -> None:
         try:
             with open(local_path, "rb") as src, self.open_write(path) as w:
-                while chunk := src.read(_COPY_CHUNK):
+                while chunk := src.read(WRITE_PIECE):
                     w.write(chunk)
         except OSError as exc:
             raise _translate(exc, "upload from", local_path) from exc
@@ -197,7 +215,7 @@ class LocalContainer(BackupContainer):
         temp = local_temp_path(local_path)
         try:
             with fin, open(temp, "xb") as fout:
-                shutil.copyfileobj(fin, fout, _COPY_CHUNK)
+                copy_pieces(fin, fout)
                 fout.flush()
                 os.fsync(fout.fileno())
                 expected = os.fstat(fin.fileno()).st_size

@@ -54,6 +54,7 @@ from tenacity import (
 
 from fdbcore.container.base import BackupContainer, ContainerWriter, FileInfo, check_path
 from fdbcore.container.credentials import Credentials, credential_files, resolve_credentials
+from fdbcore.container.local import WRITE_PIECE
 from fdbcore.container.url import BlobstoreUrl
 from fdbcore.errors import (
     BackupAuthMissing,
@@ -353,6 +354,7 @@ class S3Container(BackupContainer):
             multipart_chunksize=self.part_size,
             max_concurrency=concurrency,
             num_download_attempts=self._url.knobs.request_tries,
+            io_chunksize=WRITE_PIECE,  # the largest write into a downloaded file (see local.py)
         )
 
     def upload_file(self, path: str, local_path: str) -> None:
