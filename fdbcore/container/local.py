@@ -5,10 +5,11 @@ place, so a reader (or a listing) sees either the whole file or nothing; listing
 ``.part`` names as ``BackupContainerLocalDirectory`` does. ``OSError`` becomes ``io_error`` (or
 ``file_not_found``) carrying the path.
 
-Bytes go into local files in writes of at most :data:`WRITE_PIECE`. A larger write lets the kernel
-fill the file with large page-cache folios, which on the virtual machines this project is measured on
-come from memory the host has not backed yet: writing a 116 MB file in 8 MB pieces took 0.28-0.37 s,
-in 128 KB pieces 0.025 s, in the same run (a download of an encrypted 116 MB SST: 0.34 s -> 0.075 s).
+Bytes go into local files in writes of at most :data:`WRITE_PIECE`. On the virtual machines this
+project is measured on, writing a 116 MB file in 8 MB pieces took 0.28-0.37 s and in 128 KB pieces
+0.025 s, in the same run (a download of an encrypted 116 MB SST: 0.34 s -> 0.075 s); the likely cause
+is that a large write lets the kernel use large page-cache folios, taken from memory the host has not
+backed yet.
 """
 
 from __future__ import annotations
