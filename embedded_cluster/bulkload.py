@@ -8,13 +8,15 @@ destination shard, FDB's ``MANIFEST_COUNT_MAX_PER_BULKLOAD_TASK`` manifests at m
 2. lock the destination range exclusively for the owner ``BulkLoad`` (``range_lock_reject`` if any lock
    touches it), or check that the caller's ``lock_owner`` already holds it;
 3. read the batch manifests and check that they cover the range exactly;
-4. download every data file into a scratch folder on the database's file system and prove it intact:
+4. in the server's worker processes (so that no byte of it passes through the interpreter that serves
+   reads and commits): download every data file into a scratch folder on the database's file system
+   and prove it intact:
    its SHA-256 against the manifest's, or for datasets without one (FDB's), a verified read-through
    with the manifest's key count and bytes and every key inside the batch's range. Anything missing or
    wrong is ``bulkload_task_failed`` naming the file, before anything is visible. An encrypted dataset
    is decrypted on the way down, every block authenticated (``restore_corrupted_data`` otherwise);
 5. files that hold keys outside the range, or whose keys change (``remove_prefix``/``add_prefix``), are
-   rewritten into new SSTs in worker processes; all others are ingested as they are;
+   rewritten into new SSTs there too; all others are ingested as they are;
 6. under the commit lock: clear the destination range and ingest the files (moved, not copied), in a
    new version; reads of the range at older versions get ``transaction_too_old``. Nothing goes through
    the mutation log;
@@ -27,7 +29,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -52,8 +54,8 @@ log = logging.getLogger(__name__)
 #: The range-lock owner of loads that take their own lock (FDB's ``"BulkLoad"``).
 BULKLOAD_OWNER = "BulkLoad"
 REQUIRED_KNOBS = ("shard_encode_location_metadata", "enable_read_lock_on_range")
-#: Parallel downloads per call.
-DOWNLOADS = 8
+#: Batch manifests read at once per call (small files; the data files are staged in worker processes).
+MANIFEST_READS = 8
 _REWRITE_CHUNK = 4096
 
 
@@ -124,6 +126,23 @@ class _Staged:
     key_count: int
 
 
+@dataclass(frozen=True, slots=True)
+class _StageCall:
+    """One data file to stage, as a worker process receives it (the key file's path, never the key)."""
+
+    url: str
+    credential_files: tuple[str, ...]
+    encryption: EncryptionSettings | None
+    source: str
+    local: str
+    manifest: BatchManifest
+    range: KeyRange
+    rewrite: KeyRewrite
+    work_dir: str
+    flag: str
+    what: str
+
+
 # --- worker-process entry points ---------------------------------------------------------------------
 
 
@@ -155,6 +174,47 @@ def rewrite_data_file(
         writer.abort()
         raise
     return None if info is None else (info.key_count, info.total_bytes)
+
+
+def stage_data_file(call: _StageCall) -> _Staged:
+    """Download one data file, prove it intact, and rewrite it if its keys change or stick out.
+
+    Runs in a worker process: the bytes are copied, hashed and rewritten away from the server's
+    interpreter, whose request threads a live cluster's workload waits on."""
+    m, what = call.manifest, call.what
+    check_flag(call.flag, what)
+    cipher = None if call.encryption is None else call.encryption.cipher()
+    container = open_container(call.url, credential_files=call.credential_files, cipher=cipher)
+    try:
+        container.download_file(call.source, call.local)
+    except errors.FileNotFound:
+        raise errors.BulkloadTaskFailed(f"{what}: data file {call.source} is missing") from None
+    try:
+        _verify(m, call.local, call.work_dir)
+    except errors.FileCorrupt as exc:
+        raise errors.BulkloadTaskFailed(f"{what}: data file {call.source} is corrupt: {exc.message}") from None
+    if call.rewrite.identity and call.range.contains_range(m.range):
+        return _Staged(IngestFile(call.local, m.range, m.total_bytes), m.key_count)
+    keep = m.range.intersection(call.range)
+    assert keep is not None  # the manifest was chosen because it overlaps the range
+    rewritten = f"{call.local}-rewritten.sst"
+    counted = rewrite_data_file(call.local, rewritten, keep, call.rewrite, call.work_dir, call.flag)
+    os.unlink(call.local)
+    if counted is None:
+        return _Staged(None, 0)
+    keys, nbytes = counted
+    return _Staged(IngestFile(rewritten, call.rewrite.range(keep), nbytes), keys)
+
+
+def _verify(m: BatchManifest, local: str, work_dir: str) -> None:
+    if m.checksum_method == CHECKSUM_SHA256:
+        actual = sha256_file(local)
+        if actual != m.checksum_value:
+            raise errors.FileCorrupt(f"its SHA-256 is {actual}; the manifest says {m.checksum_value}")
+    elif m.checksum_method:
+        raise errors.FileCorrupt(f"unknown checksum method {m.checksum_method!r}")
+    else:
+        verify_data_file(local, m.range, m.key_count, m.total_bytes, work_dir)
 
 
 # --- the server side ---------------------------------------------------------------------------------
@@ -244,23 +304,14 @@ class BulkLoadService:
         work: bulk.Scratch,
         cancellation: Cancellation,
     ) -> BulkLoadResult:
-        with ThreadPoolExecutor(DOWNLOADS, thread_name_prefix="bulkload") as threads:
+        with ThreadPoolExecutor(MANIFEST_READS, thread_name_prefix="bulkload") as threads:
             manifests = list(threads.map(lambda p: self._manifest(container, request.root, p), request.manifest_paths))
-            by_path = {m.manifest_relative_path: m for m in manifests}
-            entries = entries_covering([JobManifestEntry.of(m) for m in manifests], request.range)
-            needed = [by_path[e.manifest_relative_path] for e in entries]
-            cancellation.check(request.what)
-            jobs = [
-                threads.submit(self._stage, container, request, m, i, work, cancellation)
-                for i, m in enumerate(needed)
-                if m.data_file_name
-            ]
-            try:
-                staged = [job.result() for job in jobs]
-            except BaseException:
-                for job in jobs:
-                    job.cancel()
-                raise
+        by_path = {m.manifest_relative_path: m for m in manifests}
+        entries = entries_covering([JobManifestEntry.of(m) for m in manifests], request.range)
+        needed = [by_path[e.manifest_relative_path] for e in entries]
+        cancellation.check(request.what)
+        calls = [self._stage_call(request, m, i, work) for i, m in enumerate(needed) if m.data_file_name]
+        staged = self._stage_all(calls, work, cancellation, request.what)
         files = [s.file for s in staged if s.file is not None]
         cancellation.check(request.what)
         version = self.storage.ingest.replace(dest, files, lock_owner=owner, count=self._count)
@@ -287,47 +338,32 @@ class BulkLoadService:
             raise errors.BulkloadTaskFailed(f"batch manifest {full} names itself {manifest.manifest_relative_path}")
         return manifest
 
-    def _stage(
-        self,
-        container: BackupContainer,
-        request: LoadRequest,
-        m: BatchManifest,
-        index: int,
-        work: bulk.Scratch,
-        cancellation: Cancellation,
-    ) -> _Staged:
-        """Download one data file, prove it intact, and rewrite it if its keys change or stick out."""
-        source = naming.within_root(request.root, f"{m.relative_path}/{m.data_file_name}")
-        local = str(work.path / f"{index}.sst")
-        cancellation.check(request.what)
-        try:
-            container.download_file(source, local)
-        except errors.FileNotFound:
-            raise errors.BulkloadTaskFailed(f"{request.what}: data file {source} is missing") from None
-        try:
-            self._verify(m, local, work, cancellation)
-        except errors.FileCorrupt as exc:
-            raise errors.BulkloadTaskFailed(f"{request.what}: data file {source} is corrupt: {exc.message}") from None
-        if request.rewrite.identity and request.range.contains_range(m.range):
-            return _Staged(IngestFile(local, m.range, m.total_bytes), m.key_count)
-        keep = m.range.intersection(request.range)
-        assert keep is not None  # the manifest was chosen because it overlaps the range
-        rewritten = str(work.path / f"{index}-rewritten.sst")
-        call = (local, rewritten, keep, request.rewrite, str(work.path), str(work.flag))
-        counted = cancellation.wait_for(self.pool.submit(rewrite_data_file, *call), work.flag, request.what)
-        os.unlink(local)
-        if counted is None:
-            return _Staged(None, 0)
-        keys, nbytes = counted
-        return _Staged(IngestFile(rewritten, request.rewrite.range(keep), nbytes), keys)
+    def _stage_call(self, request: LoadRequest, m: BatchManifest, index: int, work: bulk.Scratch) -> _StageCall:
+        return _StageCall(
+            url=request.url,
+            credential_files=self.credential_files,
+            encryption=request.encryption,
+            source=naming.within_root(request.root, f"{m.relative_path}/{m.data_file_name}"),
+            local=str(work.path / f"{index}.sst"),
+            manifest=m,
+            range=request.range,
+            rewrite=request.rewrite,
+            work_dir=str(work.path),
+            flag=str(work.flag),
+            what=request.what,
+        )
 
-    def _verify(self, m: BatchManifest, local: str, work: bulk.Scratch, cancellation: Cancellation) -> None:
-        if m.checksum_method == CHECKSUM_SHA256:
-            actual = sha256_file(local)
-            if actual != m.checksum_value:
-                raise errors.FileCorrupt(f"its SHA-256 is {actual}; the manifest says {m.checksum_value}")
-        elif m.checksum_method:
-            raise errors.FileCorrupt(f"unknown checksum method {m.checksum_method!r}")
-        else:
-            call = (local, m.range, m.key_count, m.total_bytes, str(work.path))
-            cancellation.wait_for(self.pool.submit(verify_data_file, *call), work.flag, "verifying " + local)
+    def _stage_all(
+        self, calls: Sequence[_StageCall], work: bulk.Scratch, cancellation: Cancellation, what: str
+    ) -> list[_Staged]:
+        """Stage every file in the worker processes; on the first failure stop the others and wait for
+        them, so that none still writes into the scratch folder once it is removed."""
+        jobs = [self.pool.submit(stage_data_file, call) for call in calls]
+        try:
+            return [cancellation.wait_for(job, work.flag, what) for job in jobs]
+        except BaseException:
+            work.flag.touch()
+            for job in jobs:
+                job.cancel()
+            wait(jobs)
+            raise
