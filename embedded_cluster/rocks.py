@@ -18,7 +18,7 @@ from itertools import islice
 from pathlib import Path
 from typing import cast
 
-from rocksdict import AccessType, DBCompressionType, Options, Rdict, ReadOptions
+from rocksdict import AccessType, DBCompressionType, Env, Options, Rdict, ReadOptions
 
 from embedded_cluster.versions import decode_version_record
 from fdbcore import errors
@@ -38,6 +38,12 @@ def rocksdb_options() -> Options:
     opts.create_missing_column_families(True)
     opts.set_compression_type(DBCompressionType.lz4())
     opts.set_max_background_jobs(4)
+    # Compactions (RocksDB's low-priority pool) run at the lowest CPU priority, on time the server's
+    # requests leave: a BulkLoad's ingest sets off compactions of hundreds of megabytes at once, which
+    # would otherwise take both cores from a live cluster's workload. Flushes keep their priority.
+    env = Env()
+    env.lower_thread_pool_cpu_priority()
+    opts.set_env(env)
     return opts
 
 
