@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -138,12 +139,17 @@ def _open_view(data_dir: str) -> None:
 
 #: Seconds between a worker process's checks that the server that started it is still alive.
 PARENT_CHECK_SECONDS = 1.0
+#: How much lower than the server's a worker process's CPU priority is (``nice`` increment).
+WORKER_NICE = 10
 
 
-def _exit_with_parent(parent: int) -> None:
-    """Pool initializer: end this worker once its server is gone. A server killed with ``kill -9``
-    cannot shut its pool down, and the workers never see end-of-file on the task queue (each holds
-    the queue's write end too), so without this they would outlive it forever."""
+def _start_worker(parent: int) -> None:
+    """Pool initializer: run below the server's priority, and end this worker once its server is gone.
+
+    Worker processes do background work (dumps, a load's staging, shard counts); on a busy machine the
+    server's request threads, which a live cluster's workload waits on, come first. A server killed
+    with ``kill -9`` cannot shut its pool down, and the workers never see end-of-file on the task queue
+    (each holds the queue's write end too), so without the watch they would outlive it forever."""
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -151,6 +157,7 @@ def _exit_with_parent(parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    os.nice(WORKER_NICE)
 
 
 def clear_secondaries(data_dir: Path) -> None:
@@ -199,12 +206,21 @@ class WorkerPool:
         self._lock = threading.Lock()
 
     def submit(self, fn: Callable[..., R], *args: object) -> Future[R]:
+        """Run ``fn(*args)`` in a worker process. If one of them died (the kernel's OOM killer, a stray
+        ``kill``), the pool it belonged to is unusable: the calls it was running fail with
+        ``BrokenProcessPool`` (``broken_promise`` to the caller, who may retry) and a new pool takes
+        this call and the ones after it."""
         with self._lock:
-            if self._executor is None:
-                context = multiprocessing.get_context("spawn")
-                self._executor = ProcessPoolExecutor(
-                    self.processes, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
-                )
+            if self._executor is not None:
+                try:
+                    return self._executor.submit(fn, *args)
+                except BrokenProcessPool:
+                    log.warning("a worker process of this server died; starting new worker processes")
+                    self._executor.shutdown(wait=True, cancel_futures=True)  # reaps the dead one
+            context = multiprocessing.get_context("spawn")
+            self._executor = ProcessPoolExecutor(
+                self.processes, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
+            )
             return self._executor.submit(fn, *args)
 
     def warm(self, data_dir: Path) -> None:

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent import futures
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,9 @@ def _rpc_handler(fn: Callable[[Request, grpc.ServicerContext], object]) -> grpc.
             return {"ok": fn(request, context)}
         except errors.FDBError as exc:
             return {"err": [exc.code, exc.message]}
+        except BrokenProcessPool as exc:  # the pool is replaced on its next use (WorkerPool.submit)
+            log.warning("a worker process died during an RPC: %s", exc)
+            return {"err": [errors.BrokenPromise.code, f"a worker process of the cluster server died: {exc}"]}
         except Exception as exc:
             log.exception("RPC failed")
             return {"err": [errors.InternalError.code, f"{type(exc).__name__}: {exc}"]}

@@ -94,6 +94,8 @@ ConnectionFailed = _define("connection_failed", 1026, UN, retryable=True)
 DatabaseLocked = _define("database_locked", 1038, C)
 LookupFailed = _define("lookup_failed", 1041, UN, retryable=True)
 ProcessBehind = _define("process_behind", 1037, T, retryable=True)
+#: The process serving a request died before it answered.
+BrokenPromise = _define("broken_promise", 1100, T, retryable=True)
 Retry = _define("retry", 1105, T, retryable=True)
 IoError = _define("io_error", 1510, IN)
 FileNotFound = _define("file_not_found", 1511, NF)
