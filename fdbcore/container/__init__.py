@@ -1,8 +1,10 @@
 """Backup containers: where backups live, behind one contract (:mod:`fdbcore.container.base`).
 
 ``open_container(url)`` picks the backend by the URL's scheme: ``file://`` is a local directory,
-``blobstore://`` an S3 bucket (AWS or S3-compatible). With a ``cipher`` the backend is wrapped in an
-:class:`EncryptedContainer` (file-level encryption).
+``blobstore://`` an S3 bucket (AWS or S3-compatible; its module, and boto3, load on first use, so
+that processes that only touch local files, such as a cluster's worker processes, do not pay for
+them). With a ``cipher`` the backend is wrapped in an :class:`EncryptedContainer` (file-level
+encryption).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from pathlib import Path
 from fdbcore.container.base import BackupContainer, ContainerWriter, FileInfo, check_path
 from fdbcore.container.encrypted import EncryptedContainer
 from fdbcore.container.local import LocalContainer
-from fdbcore.container.s3 import S3Container
 from fdbcore.container.url import (
     BlobstoreUrl,
     FileUrl,
@@ -33,7 +34,6 @@ __all__ = [
     "FileInfo",
     "FileUrl",
     "LocalContainer",
-    "S3Container",
     "check_path",
     "list_backups",
     "open_container",
@@ -57,6 +57,8 @@ def list_backups(base_url: str, *, credential_files: Sequence[str] = ()) -> list
         if not root.is_dir():
             return []
         return sorted(f"file://{p}" for p in root.iterdir() if p.is_dir() and p.name.startswith("backup-"))
+    from fdbcore.container.s3 import S3Container  # boto3 is loaded only for blobstore:// (0.06-0.2 s)
+
     names = S3Container(parsed, blob_credentials=credential_files).backup_names()
     return [with_name(base_url, name) for name in sorted(names)]
 
@@ -72,5 +74,7 @@ def open_container(
     if isinstance(parsed, FileUrl):
         inner = LocalContainer(parsed.path)
     else:
+        from fdbcore.container.s3 import S3Container
+
         inner = S3Container(parsed, blob_credentials=credential_files)
     return inner if cipher is None else EncryptedContainer(inner, cipher)

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from fdbcore.container import S3Container, open_container
-from fdbcore.container.s3 import DEFAULT_PART_SIZE
+from fdbcore.container import open_container
+from fdbcore.container.s3 import DEFAULT_PART_SIZE, S3Container
 from fdbcore.errors import (
     BackupAuthMissing,
     BackupAuthUnreadable,
