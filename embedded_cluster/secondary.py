@@ -19,6 +19,7 @@ gRPC state that must not be copied into a forked child.
 from __future__ import annotations
 
 import atexit
+import importlib
 import logging
 import multiprocessing
 import os
@@ -132,8 +133,10 @@ def process_view(data_dir: Path) -> SecondaryView:
     return view
 
 
-def _open_view(data_dir: str) -> None:
+def _warm_up(data_dir: str, modules: Sequence[str]) -> None:
     process_view(Path(data_dir))
+    for name in modules:
+        importlib.import_module(name)
     time.sleep(0.2)  # hold this worker so the pool hands the next warm-up to another process
 
 
@@ -223,10 +226,12 @@ class WorkerPool:
             )
             return self._executor.submit(fn, *args)
 
-    def warm(self, data_dir: Path) -> None:
-        """Start every worker process and open its secondary instance now, so the first BulkDump
-        after a server start does not pay for process start-up and the write-ahead-log replay."""
-        futures = [self.submit(_open_view, str(data_dir)) for _ in range(self.processes)]
+    def warm(self, data_dir: Path, modules: Sequence[str] = ()) -> None:
+        """Start every worker process, open its secondary instance and import ``modules`` now, so the
+        first BulkDump or BulkLoad after a server start does not pay for process start-up, the
+        write-ahead-log replay and the imports (65 ms for the BulkLoad path, inside a 1M-key load's
+        150 ms snapshot phase)."""
+        futures = [self.submit(_warm_up, str(data_dir), tuple(modules)) for _ in range(self.processes)]
         for f in futures:
             try:
                 f.result()

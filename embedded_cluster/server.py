@@ -43,6 +43,9 @@ from fdbcore.keys import KeyRange
 
 log = logging.getLogger(__name__)
 
+#: What the worker processes run (their entry points' modules), imported when they start.
+WORKER_MODULES = ("embedded_cluster.bulkdump", "embedded_cluster.bulkload")
+
 SHARD_SPLIT_INTERVAL = 1.0
 #: Handler threads. A BulkDump or BulkLoad call holds one for its whole duration while worker
 #: processes do the work, so there are enough for a fleet's bulk calls plus ordinary traffic.
@@ -270,7 +273,8 @@ class EmbeddedClusterServer:
         self.port = port
         self._maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
         self._maintenance.start()
-        threading.Thread(target=self.pool.warm, args=(self.data_dir,), name="warm-workers", daemon=True).start()
+        warm = (self.data_dir, WORKER_MODULES)
+        threading.Thread(target=self.pool.warm, args=warm, name="warm-workers", daemon=True).start()
         address = f"{self.host}:{port}"
         clusterfile.write_atomic(
             self.cluster_file,
