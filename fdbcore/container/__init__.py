@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fdbcore.container.base import BackupContainer, ContainerWriter, FileInfo, check_path
 from fdbcore.container.encrypted import EncryptedContainer
@@ -25,6 +26,9 @@ from fdbcore.container.url import (
     without_secret,
 )
 from fdbcore.encryption import FileCipher
+
+if TYPE_CHECKING:
+    from fdbcore.container.s3 import S3Container
 
 __all__ = [
     "BackupContainer",
@@ -45,6 +49,13 @@ __all__ = [
 ]
 
 
+def _s3(url: BlobstoreUrl, credential_files: Sequence[str]) -> S3Container:
+    """An S3 container; its module (and boto3, 0.06-0.2 s to import) is loaded on the first call."""
+    from fdbcore.container.s3 import S3Container
+
+    return S3Container(url, blob_credentials=credential_files)
+
+
 def list_backups(base_url: str, *, credential_files: Sequence[str] = ()) -> list[str]:
     """URLs of the backups under a base URL, as ``fdbbackup list -b`` prints them.
 
@@ -57,9 +68,7 @@ def list_backups(base_url: str, *, credential_files: Sequence[str] = ()) -> list
         if not root.is_dir():
             return []
         return sorted(f"file://{p}" for p in root.iterdir() if p.is_dir() and p.name.startswith("backup-"))
-    from fdbcore.container.s3 import S3Container  # boto3 is loaded only for blobstore:// (0.06-0.2 s)
-
-    names = S3Container(parsed, blob_credentials=credential_files).backup_names()
+    names = _s3(parsed, credential_files).backup_names()
     return [with_name(base_url, name) for name in sorted(names)]
 
 
@@ -74,7 +83,5 @@ def open_container(
     if isinstance(parsed, FileUrl):
         inner = LocalContainer(parsed.path)
     else:
-        from fdbcore.container.s3 import S3Container
-
-        inner = S3Container(parsed, blob_credentials=credential_files)
+        inner = _s3(parsed, credential_files)
     return inner if cipher is None else EncryptedContainer(inner, cipher)
