@@ -60,11 +60,12 @@ class Ingest:
     ) -> int:
         """Replace ``range`` with the contents of SST files, bypassing the commit path and the mutation log.
 
-        Under the commit lock: clear the range in a commit (bumping the version), then ingest the files
-        with move semantics. The keys this removes are not listed anywhere, so reads older than the
-        returned version over ``range`` fail with ``transaction_too_old``, and older read-conflict
-        ranges over it fail with ``not_committed``. The files' keys must lie inside their ``range``,
-        and those inside ``range`` (the caller checks).
+        Under the commit lock: clear the range in a commit (bumping the version; a range that holds
+        nothing gets only the version), then ingest the files with move semantics. The keys this
+        removes are not listed anywhere, so reads older than the returned version over ``range`` fail
+        with ``transaction_too_old``, and older read-conflict ranges over it fail with
+        ``not_committed``. The files' keys must lie inside their ``range``, and those inside ``range``
+        (the caller checks).
 
         Secondary instances read the version and the data separately from this two-step change, so the
         clearing commit also writes an ingest marker that the marker's removal after the ingest takes
@@ -84,7 +85,14 @@ class Ingest:
         # RocksDB would otherwise flush inside the ingest when it overlaps the files.
         count = count or self._scan_bytes
         held_before = self._count_by_shard([range], count)
-        store.db.flush()
+        # Only the loader writes the range now, so a range that held nothing still holds nothing under
+        # the commit lock. Clearing it would leave a range tombstone above the files, and RocksDB would
+        # then ingest them into level 0 rather than the bottom level: a load in many calls would fill
+        # level 0, every flush would wait for its compaction (hundreds of megabytes) and writes would
+        # slow down. (The empty key with an empty value is the one key that counts 0 bytes.)
+        empty = not any(n for _, _, n in held_before) and (range.begin != b"" or store.db.get(b"") is None)
+        if files:
+            store.db.flush()
         with store.commit_lock:
             if held:
                 held.check_writes(lock_owner, lambda b, e: range.intersects(KeyRange(b, e)))
@@ -94,7 +102,8 @@ class Ingest:
             if replaced is None:  # a shard split meanwhile: count again
                 replaced = distributor.bytes_by_shard(range)
             wb = store.batch()
-            wb.delete_range(range.begin, range.end)
+            if not empty:
+                wb.delete_range(range.begin, range.end)
             wb.put(marker, pack([range.end]), store.meta_cf)
             version = store.clock.next_version()
             store.commit(wb, version)

@@ -86,6 +86,35 @@ def test_ingest_replaces_a_range_and_cuts_history(storage: Storage, tmp_path: Pa
     assert read(storage, b"b/", b"b0", storage.reads.latest_version) == []
 
 
+def _levels(storage: Storage, prefix: bytes) -> set[int]:
+    """The LSM levels of the live files whose keys all start with ``prefix``."""
+    return {f["level"] for f in storage.store.db.live_files() if f["start_key"].startswith(prefix)}
+
+
+def test_loads_into_empty_ranges_land_on_the_bottom_level(storage: Storage, tmp_path: Path) -> None:
+    """A load in many calls must not pile its files into level 0 (each flush would then wait for a
+    compaction of everything loaded so far); only a range that held keys needs the clear above them."""
+    commit(storage, set_value(b"", b""), set_value(b"z", b"v"))  # the empty key counts 0 bytes
+    storage.store.db.flush()
+    for i, prefix in enumerate((b"c/", b"d/", b"e/")):
+        sst = write_sst(tmp_path / f"{i}.sst", [(prefix + b"%03d" % k, b"new") for k in range(10)])
+        storage.ingest.replace(
+            KeyRange(prefix, prefix[:1] + b"0"),
+            [IngestFile(sst, KeyRange(prefix, prefix[:1] + b"0"), 80)],
+            lock_owner=None,
+        )
+        assert _levels(storage, prefix) == {6}
+    # A range that held keys is cleared first; the files go above the clear.
+    sst = write_sst(tmp_path / "again.sst", [(b"d/%03d" % k, b"newer") for k in range(5)])
+    v = storage.ingest.replace(KeyRange(b"d/", b"d0"), [IngestFile(sst, KeyRange(b"d/", b"d0"), 60)], lock_owner=None)
+    assert read(storage, b"d/", b"d0", v) == [(b"d/%03d" % k, b"newer") for k in range(5)]
+    assert 0 in _levels(storage, b"d/")
+    # The empty key with an empty value is a key: a load over it clears it.
+    sst = write_sst(tmp_path / "low.sst", [(b"a", b"1")])
+    v = storage.ingest.replace(KeyRange(b"", b"b"), [IngestFile(sst, KeyRange(b"", b"b"), 2)], lock_owner=None)
+    assert read(storage, b"", b"\xff", v)[:2] == [(b"a", b"1"), (b"c/000", b"new")]
+
+
 def test_huge_clears_keep_no_history(storage: Storage) -> None:
     commit(storage, *(set_value(b"h/%03d" % i, b"v") for i in range(200)), set_value(b"s/1", b"v"))
     v0 = storage.reads.latest_version
