@@ -13,7 +13,6 @@ Any failure is ``restore_bulkload_dataset_incomplete`` (2390) naming what is mis
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -35,7 +34,6 @@ from fdbcore.formats.sst import verify_sst
 from fdbcore.keys import KeyRange, covers_exactly, normalize_ranges
 
 ROOT = naming.BULKDUMP_ROOT
-_HASH_CHUNK = 8 << 20
 INCOMPLETE = "BulkDump dataset incomplete. Use --mode rangefile"
 
 
@@ -124,7 +122,7 @@ def _verify_data(container: BackupContainer, batch: VerifiedBatch, checksum: boo
         return
     if m.checksum_method == CHECKSUM_SHA256:
         try:
-            actual = sha256_of(container, path)
+            actual = container.sha256(path)
         except errors.RestoreCorruptedData as exc:  # an encrypted block that does not authenticate
             raise incomplete(f"data file {path}: {exc.message}") from None
         if actual != m.checksum_value:
@@ -143,18 +141,6 @@ def _verify_data(container: BackupContainer, batch: VerifiedBatch, checksum: boo
         keys = [k for k in (stats.first_key, stats.last_key) if k is not None]
         if not all(m.range.contains(k) for k in keys):
             raise incomplete(f"data file {path} holds keys outside its batch range {m.range}")
-
-
-def sha256_of(container: BackupContainer, path: str) -> str:
-    """SHA-256 of a container file, read in bounded chunks."""
-    h = hashlib.sha256()
-    size = container.size(path)
-    for offset in range(0, size, _HASH_CHUNK):
-        chunk = container.read(path, offset, min(_HASH_CHUNK, size - offset))
-        if len(chunk) != min(_HASH_CHUNK, size - offset):
-            raise incomplete(f"data file {path} changed size while being read")
-        h.update(chunk)
-    return h.hexdigest()
 
 
 # --- assembling a job --------------------------------------------------------------------------------

@@ -19,13 +19,17 @@ Contract (the contract test suite in ``tests/container`` runs it against every b
 
 from __future__ import annotations
 
+import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
-from fdbcore.errors import ClientInvalidOperation
+from fdbcore.errors import ClientInvalidOperation, IoError
+
+#: Whole-file reads (:meth:`BackupContainer.sha256`) ask for pieces of this size: bounded memory, few requests.
+READ_PIECE = 8 << 20
 
 
 def check_path(path: str, *, prefix: bool = False) -> str:
@@ -109,6 +113,18 @@ class BackupContainer(ABC):
 
         Reading past the end returns the bytes that exist; callers that need an exact length check it.
         """
+
+    def sha256(self, path: str) -> str:
+        """SHA-256 of a whole file, read in pieces; ``io_error`` if it changes size meanwhile."""
+        digest = hashlib.sha256()
+        size = self.size(path)
+        for offset in range(0, size, READ_PIECE):
+            want = min(READ_PIECE, size - offset)
+            piece = self.read(path, offset, want)
+            if len(piece) != want:
+                raise IoError(f"{path} changed size while being read")
+            digest.update(piece)
+        return digest.hexdigest()
 
     @abstractmethod
     def open_write(self, path: str) -> ContainerWriter: ...

@@ -158,6 +158,11 @@ class EncryptedContainer(BackupContainer):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(copy)
 
+    def sha256(self, path: str) -> str:
+        if sealing(path) == Sealing.PLAIN:
+            return self.inner.sha256(path)
+        return super().sha256(path)  # of the plaintext
+
     def download_file(self, path: str, local_path: str) -> None:
         if sealing(path) == Sealing.PLAIN:
             self.inner.download_file(path, local_path)

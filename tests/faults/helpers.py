@@ -105,7 +105,7 @@ def container_fingerprint(url: str, credentials: list[str] | None = None) -> dic
     return {i.path: hashlib.sha256(c.read(i.path)).hexdigest() for i in c.list("")}
 
 
-#: ``restore.verify`` reads files whole in pieces of this size (``fdbcore.bulkdump_dataset.sha256_of``).
+#: ``restore.verify`` reads files whole in pieces of this size (``BackupContainer.sha256`` on S3).
 VERIFY_CHUNK = 8 << 20
 
 

@@ -56,7 +56,7 @@ def log_units(streams: Sequence[Sequence[LogFileRef]]) -> list[Unit]:
 def check_sha256(container: BackupContainer, path: str, expected: str, what: str) -> None:
     """``path`` hashes to ``expected``, else ``restore_corrupted_data`` (missing: ``restore_missing_data``)."""
     try:
-        actual = ds.sha256_of(container, path)
+        actual = container.sha256(path)
     except errors.FileNotFound:
         raise errors.RestoreMissingData(f"{what} {path} is missing") from None
     if actual != expected:

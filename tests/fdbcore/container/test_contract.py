@@ -175,6 +175,15 @@ def test_ranged_reads(container: BackupContainer) -> None:
         container.read("f", -1)
 
 
+@pytest.mark.parametrize("size", [0, 1, 1000, (8 << 20) + 3])
+def test_sha256_of_a_whole_file(container: BackupContainer, size: int) -> None:
+    data = random.Random(size).randbytes(size)
+    container.write("kvranges/f", data)
+    assert container.sha256("kvranges/f") == hashlib.sha256(data).hexdigest()
+    with pytest.raises(FileNotFound):
+        container.sha256("kvranges/missing")
+
+
 def test_50_mb_streaming_write(container: BackupContainer) -> None:
     rng = random.Random(50)
     chunk = rng.randbytes(MiB)
