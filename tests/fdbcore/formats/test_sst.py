@@ -3,6 +3,8 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,24 @@ def test_writer_reports_counts_size_and_sha256(sst: tuple[Path, int]) -> None:
     assert info is not None and info.key_count == 3000 and info.size == os.path.getsize(info.path)
     assert info.sha256 == hashlib.sha256(Path(info.path).read_bytes()).hexdigest()
     assert info.size > nbytes  # runs of "v" would shrink a lot if blocks were compressed
+
+
+def test_the_sha256_taken_while_writing_is_the_whole_files(tmp_path: Path) -> None:
+    """Several megabytes in many pieces, with pauses: the hash reads behind the writer, catches up,
+    waits, and takes the index and footer that finishing appends."""
+    w = SstWriter(tmp_path / "big.sst")
+    for piece in range(40):
+        w.add_many([(b"k%08d" % (piece * 1000 + i), os.urandom(100)) for i in range(1000)])
+        if piece % 10 == 0:
+            time.sleep(0.01)
+    info = w.finish()
+    assert info is not None and info.size > 4 << 20
+    assert info.sha256 == hashlib.sha256(Path(info.path).read_bytes()).hexdigest()
+    aborted = SstWriter(tmp_path / "aborted.sst")
+    aborted.add(b"a", b"1")
+    aborted.abort()
+    assert not (tmp_path / "aborted.sst").exists()
+    assert not [t for t in threading.enumerate() if t.name == "sst-hash"]
 
 
 def test_empty_batch_has_no_file(tmp_path: Path) -> None:
