@@ -36,7 +36,7 @@ class ShardState:
     counted: int = 0
 
     def public(self) -> Shard:
-        return Shard(self.id, KeyRange(self.begin, self.end))
+        return Shard(self.id, KeyRange(self.begin, self.end), self.nbytes)
 
     def encode(self) -> tuple[bytes, bytes]:
         return SHARD_PREFIX + self.begin, pack([self.end, self.id, self.nbytes])

@@ -53,11 +53,11 @@ def ranges_in(raw: Sequence[Sequence[bytes]]) -> list[KeyRange]:
 
 
 def shards_out(shards: Sequence[Shard]) -> list[list[object]]:
-    return [[s.id, s.range.begin, s.range.end] for s in shards]
+    return [[s.id, s.range.begin, s.range.end, s.bytes] for s in shards]
 
 
 def shards_in(raw: Sequence[Sequence[Any]]) -> list[Shard]:
-    return [Shard(i, KeyRange(b, e)) for i, b, e in raw]
+    return [Shard(i, KeyRange(b, e), n) for i, b, e, n in raw]
 
 
 def locks_out(locks: Sequence[RangeLock]) -> list[list[object]]:

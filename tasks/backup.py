@@ -39,8 +39,8 @@ def _send(uid: str, steps: schedule.Steps) -> None:
         chord(header)(finish_rangefile.si(uid, seq).on_error(snapshot_failed.si(uid, seq, "rangefile")))
         snapshot.mark_rangefile_dispatched(ctx, uid, seq, first, end)
     if steps.bulkdump is not None:
-        seq, tasks = steps.bulkdump
-        header = [bulkdump_task.si(uid, seq, i) for i in range(tasks)]
+        seq, order = steps.bulkdump
+        header = [bulkdump_task.si(uid, seq, i) for i in order]
         chord(header)(finish_bulkdump.si(uid, seq).on_error(snapshot_failed.si(uid, seq, "bulkdump")))
         snapshot.mark_bulkdump_dispatched(ctx, uid, seq)
 

@@ -55,7 +55,7 @@ def _scalar(tp: Any) -> Codec:
         return Codec(
             lambda v: json.dumps(codecs.ranges_to_json(v)), lambda s: codecs.ranges_from_json(json.loads(s)), (list,)
         )
-    if origin is list and args == (str,):
+    if origin is list and args in ((str,), (int,)):
         return Codec(json.dumps, json.loads, (list,))
     raise TypeError(f"no record codec for {tp!r}")
 

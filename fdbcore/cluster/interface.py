@@ -37,6 +37,8 @@ class Shard:
 
     id: str  # 32 lowercase hex characters
     range: KeyRange
+    #: Keys and values the data distributor counts in it (an estimate; 0 where the cluster has none).
+    bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

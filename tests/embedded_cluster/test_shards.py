@@ -44,6 +44,7 @@ def test_shards_split_as_data_grows(embedded_cluster_factory) -> None:
     sizes = db.status().extra["shard_bytes"]
     data_bytes = 1000 * (len(b"s/00000") + 200)
     assert sum(sizes.values()) == data_bytes
+    assert {s.id: s.bytes for s in db.shard_map() if s.bytes} == {k: n for k, n in sizes.items() if n}
 
     # Clearing gives the bytes back to the shards' counts.
     db.commit([clear_range(b"s/", b"s0")])

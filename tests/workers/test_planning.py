@@ -1,6 +1,7 @@
 from fdbcore.cluster.interface import Shard
 from fdbcore.keys import KeyRange, normalize_ranges
-from workers.backup.planning import choose_partitions, split_by_shards
+from workers.backup.job import BulkDumpSnapshot
+from workers.backup.planning import choose_partitions, estimated_bytes, split_by_shards
 
 SHARDS = [
     Shard("0" * 32, KeyRange(b"", b"d")),
@@ -25,3 +26,14 @@ def test_partitions_are_disjoint_cover_the_ranges_and_respect_the_limit() -> Non
         assert all(p.span.contains_range(r) for r in p.ranges)
     assert len(choose_partitions(ranges, SHARDS, limit=16)) == 4
     assert choose_partitions([], SHARDS) == []
+
+
+def test_bulkdump_tasks_go_out_largest_first() -> None:
+    """The fleet should end on small tasks, not idle beside one large one; ties keep key order."""
+    sized = [Shard(s.id, s.range, n) for s, n in zip(SHARDS, [10, 300, 0, 300], strict=True)]
+    pieces = split_by_shards([KeyRange(b"b", b"\xff")], sized)
+    sizes = estimated_bytes(pieces, sized)
+    assert sizes == [10, 300, 0, 300]
+    snap = BulkDumpSnapshot(seq=1, tasks=pieces, job_id="0" * 32, deadline_at=0.0, estimated_bytes=sizes)
+    assert snap.dispatch_order == [1, 3, 0, 2]
+    assert BulkDumpSnapshot(seq=1, tasks=pieces, job_id="0" * 32, deadline_at=0.0).dispatch_order == [0, 1, 2, 3]

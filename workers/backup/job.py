@@ -173,6 +173,15 @@ class BulkDumpSnapshot(MethodSnapshot):
     keys: int = 0
     #: Failed attempts per task index (a failing storage server may recover).
     attempts: dict[int, int] = keyed("attempts:")
+    #: The cluster's estimate of each task's bytes when the dump was planned.
+    estimated_bytes: list[int] = field(default_factory=list)
+
+    @property
+    def dispatch_order(self) -> list[int]:
+        """Task indexes, largest estimate first: the fleet then ends on small tasks rather than with
+        one large task running while the other workers idle."""
+        sizes = self.estimated_bytes or [0] * self.tasks_total
+        return sorted(range(self.tasks_total), key=lambda i: -sizes[i])
 
 
 @dataclass(frozen=True)

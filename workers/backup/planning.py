@@ -23,6 +23,12 @@ def split_by_shards(ranges: Sequence[KeyRange], shards: Sequence[Shard]) -> list
     return out
 
 
+def estimated_bytes(pieces: Sequence[KeyRange], shards: Sequence[Shard]) -> list[int]:
+    """Each piece's bytes as the cluster estimates them: its shards' counts (a piece of
+    :func:`split_by_shards` lies in one shard; a part of a shard counts as all of it)."""
+    return [sum(s.bytes for s in shards if s.range.intersects(p)) for p in pieces]
+
+
 @dataclass(frozen=True)
 class LogPartition:
     """A tag of the partitioned logs: a key-space span and the backup ranges captured inside it."""

@@ -28,8 +28,9 @@ class Steps:
 
     #: ``(period, first, end)``: range-file tasks ``[first, end)`` of that period are due.
     rangefile: tuple[int, int, int] | None = None
-    #: ``(period, tasks)``: that period's BulkDump is claimed and its tasks are to be sent.
-    bulkdump: tuple[int, int] | None = None
+    #: ``(period, task indexes)``: that period's BulkDump is claimed and these tasks are to be sent, in
+    #: this order.
+    bulkdump: tuple[int, list[int]] | None = None
 
 
 def next_steps(ctx: Context, uid: str, now: float | None = None) -> Steps:
@@ -83,7 +84,7 @@ def _rangefile_due(job: BackupJob, current: BackupView, now: float, window: floa
 
 def _bulkdump_due(
     ctx: Context, job: BackupJob, current: BackupView, now: float, window: float
-) -> tuple[int, int] | None:
+) -> tuple[int, list[int]] | None:
     """The newest period's BulkDump, once its snapshot has begun (its first shard is due) and no other
     BulkDump runs; a discontinued backup starts no new one."""
     if not job.mode.bulkdump:
@@ -91,12 +92,12 @@ def _bulkdump_due(
     bd = current.bulkdump
     if bd is not None and bd.phase == Phase.RUNNING:
         lost = not bd.dispatched and now - bd.started_at > REDISPATCH_SECONDS
-        return (bd.seq, bd.tasks_total) if lost else None
+        return (bd.seq, bd.dispatch_order) if lost else None
     if job.bulkdump_seq >= job.snapshot_seq or (job.stop_when_done and job.bulkdump_seq > 0):
         return None
     shards = current.rangefile.tasks_total if current.rangefile is not None else max(1, len(job.partitions))
     elapsed = now - (job.snapshot_started_at or now)
     if pacing.tasks_due(shards, elapsed, _interval(job), window) == 0:
         return None
-    tasks = snapshot.start_bulkdump(ctx, job, now)
-    return (job.snapshot_seq, tasks) if tasks else None
+    order = snapshot.start_bulkdump(ctx, job, now)
+    return (job.snapshot_seq, order) if order else None

@@ -57,10 +57,12 @@ def open_period(ctx: Context, job: BackupJob, now: float) -> None:
         trace.event("BackupSnapshotPeriodStart", BackupUID=job.uid, Period=seq, IntervalSeconds=period)
 
 
-def start_bulkdump(ctx: Context, job: BackupJob, now: float) -> int:
-    """Claim the backup's one BulkDump for the newest period; returns its task count (0: not claimed)."""
+def start_bulkdump(ctx: Context, job: BackupJob, now: float) -> list[int]:
+    """Claim the backup's one BulkDump for the newest period; returns its task indexes in the order
+    to send them (none: not claimed)."""
     seq = job.snapshot_seq
-    pieces = planning.split_by_shards(job.ranges, ctx.cluster(job.cluster_file).shard_map())
+    shards = ctx.cluster(job.cluster_file).shard_map()
+    pieces = planning.split_by_shards(job.ranges, shards)
     bd = BulkDumpSnapshot(
         seq=seq,
         tasks=pieces,
@@ -68,12 +70,13 @@ def start_bulkdump(ctx: Context, job: BackupJob, now: float) -> int:
         url=job.url,
         job_id=naming.new_uid(),
         deadline_at=now + job.bulkdump_deadline,
+        estimated_bytes=planning.estimated_bytes(pieces, shards),
     )
     record = bulkdump_record(ctx.backups, job.uid, seq)
     record.put_new(bd)
     if not ctx.backups.job(job.uid).compare_and_set("bulkdump_seq", [job.bulkdump_seq], seq):
-        return 0
-    return record.get().tasks_total
+        return []
+    return record.get().dispatch_order
 
 
 def mark_rangefile_dispatched(ctx: Context, uid: str, seq: int, first: int, end: int) -> None:
