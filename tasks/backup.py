@@ -45,6 +45,11 @@ def _send(uid: str, steps: schedule.Steps) -> None:
         snapshot.mark_bulkdump_dispatched(ctx, uid, seq)
 
 
+def _send_guard(uid: str, round_no: int) -> None:
+    countdown = mutationlog.guard_seconds(get_settings().log_flush_interval)
+    capture_logs.apply_async((uid, round_no, True), countdown=countdown)
+
+
 @app.task(name="backup.rangefile", queue="rangefile", bind=True)
 def rangefile_task(self: Task[Any, Any], uid: str, seq: int, index: int) -> None:
     ctx = context()
@@ -78,15 +83,18 @@ def snapshot_failed(self: Task[Any, Any], uid: str, seq: int, phase: str) -> Non
 
 
 @app.task(name="backup.capture_logs", queue="mutationlog", bind=True)
-def capture_logs(self: Task[Any, Any], uid: str, round_no: int) -> None:
+def capture_logs(self: Task[Any, Any], uid: str, round_no: int, guard: bool = False) -> None:
+    """One round of the backup's mutation-log chain; ``guard``: the round's stand-in, in case its
+    message was lost (:mod:`workers.backup.mutationlog`)."""
     ctx = context()
     outcome = retry.run(
         self,
-        mutationlog.log_round,
+        partial(mutationlog.log_round, guard=guard),
         ctx,
         uid,
         round_no,
         partial(_send, uid),
+        partial(_send_guard, uid),
         on_failure=partial(lifecycle.fail, ctx, uid),
     )
     if outcome is None:  # the backup failed (an agent without the backup's key, say)

@@ -10,12 +10,16 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import signal
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import redis
 
 from fdbcore.keys import USER_KEYS
 from tests.faults.helpers import (
@@ -167,3 +171,44 @@ def test_redis_killed_and_restarted_with_persistence(
     finally:
         supervisor.stop()
         fleet.stop()
+
+
+def _drop_log_rounds(redis_url: str) -> int:
+    """Delete every queued or unacknowledged log-round message but the guards, as the broker loses one
+    when a worker dies between popping it and recording it as unacknowledged; returns how many."""
+    broker = redis.Redis.from_url(f"{redis_url}/0")
+
+    def is_round(raw: bytes) -> bool:
+        message = json.loads(raw)
+        message = message[0] if isinstance(message, list) else message  # unacked: [message, exchange, key]
+        if message["headers"].get("task") != "backup.capture_logs":
+            return False
+        args = json.loads(base64.b64decode(message["body"]))[0]
+        return len(args) < 3 or not args[2]
+
+    dropped = sum(int(broker.lrem("mutationlog", 0, m)) for m in broker.lrange("mutationlog", 0, -1) if is_round(m))
+    for tag, raw in broker.hgetall("unacked").items():
+        if is_round(raw):
+            broker.hdel("unacked", tag)
+            broker.zrem("unacked_index", tag)
+            dropped += 1
+    return dropped
+
+
+def test_a_lost_log_round_is_run_by_its_guard(
+    embedded_cluster_factory: Callable[..., EmbeddedCluster], fleet: Fleet, tmp_path: Path
+) -> None:
+    """The whole fleet dies and the broker has lost the backup's next log round: only the round's
+    guard is left, and the backup must still complete."""
+    fast_redelivery(fleet, visibility=6)
+    source = source_cluster(embedded_cluster_factory)
+    cf = str(source.cluster_file)
+    fleet.start_worker("a1")
+    res = fleet.run(["fdbbackup", "start", "-C", cf, "-d", f"file://{tmp_path / 'b'}", "--mode", "rangefile", "-z"])
+    assert res.returncode == 0, res.stderr
+    wait_until("three log rounds", lambda: (v := backup_view(fleet)) and v.job.log_round >= 3)
+    fleet.kill_all(signal.SIGKILL)
+    assert _drop_log_rounds(fleet.redis_url) >= 1
+    fleet.start_worker("b1")
+    done = run(fleet, ["fdbbackup", "discontinue", "-C", cf, "-w"], timeout=120)
+    assert done.returncode == 0 and "has been completed" in done.stdout, done.stdout + done.stderr

@@ -85,6 +85,8 @@ class BackupJob(EncryptedJob):
     #: Per partition tag: the exclusive end of the logs saved so far.
     log_saved: dict[int, int] = keyed("log_saved:")
     log_round: int = 0
+    #: When ``log_round`` last moved (wall time): a chain guard runs a round only after a long stall.
+    log_round_at: float = 0.0
     log_bytes: int = 0
     log_files: int = 0
     #: Set by ``discontinue``: the logs must reach this version before the backup completes.

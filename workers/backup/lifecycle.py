@@ -51,7 +51,9 @@ def start(ctx: Context, uid: str) -> bool:
     write_metadata(container, [p.span for p in parts], job.encryption)
     record = ctx.backups.job(uid)
     begin = max(saved.values())
-    record.update(partitions=[p.span for p in parts], begin_version=begin, log_round=1, log_saved=saved)
+    record.update(
+        partitions=[p.span for p in parts], begin_version=begin, log_round=1, log_round_at=time.time(), log_saved=saved
+    )
     if job.incremental and job.stop_when_done:
         record.set_max("stop_version", begin)  # logs only, from now until the logs pass this moment
     trace.event("BackupBulkDumpIntegrationStart", BackupUID=uid, BackupURL=job.url_display, SnapshotMode=job.mode)

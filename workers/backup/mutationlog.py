@@ -12,13 +12,19 @@ Exactly one chain runs per backup, and each round first runs the backup's snapsh
 (:mod:`workers.backup.schedule`); while ``fdbbackup pause`` is in force a round does nothing.
 Round ``n`` runs only while holding the backup's lease and when the record says
 ``log_round == n``; a redelivered stale round either re-enqueues the current round (if that
-message might have been lost) or exits. A round that loses the compare-and-set deletes
-the file it wrote; a file left behind by a crash is a subset of a later one, which restore drops.
+message might have been lost) or exits. A message can also vanish outright: the Redis transport
+pops it from the queue before it records it as unacknowledged, so a worker killed in between loses
+it. So every round first sends a guard for the next round, due after :func:`guard_seconds`; a guard
+runs its round only if the chain has not moved past it for half that long, and otherwise exits.
+A round that loses the compare-and-set deletes the file it wrote; a file left behind by a crash is
+a subset of a later one, which restore drops.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,6 +39,12 @@ from workers.backup import control, lifecycle, schedule
 from workers.backup.job import BackupJob, BackupState, view
 from workers.context import Context
 from workers.state import PREFIX, JobStore, lease
+
+#: A round's guard for the next round comes due after this many flush intervals, at least
+#: ``GUARD_MIN_SECONDS``.
+GUARD_ROUNDS = 10
+GUARD_MIN_SECONDS = 30.0
+log = logging.getLogger(__name__)
 
 READ_BYTES = 4 << 20
 #: Bytes one partition reads in one round before it writes what it has.
@@ -121,19 +133,50 @@ class RoundDecision:
     EXIT = "exit"
 
 
-def decide(current_round: int, my_round: int) -> str:
-    """What a message for round ``my_round`` does when the record says ``current_round``."""
+def decide(current_round: int, my_round: int, *, guard: bool, stalled_for: float, after: float) -> str:
+    """What a message for round ``my_round`` does when the record says ``current_round`` and the
+    chain has not moved for ``stalled_for`` seconds. Only a stall of ``after`` seconds lets a guard run
+    its round, or a message one round behind send the current round again: a live chain (a round
+    waiting out its retries included) never gets a second message for one round."""
+    stalled = stalled_for >= after
+    if guard:
+        return RoundDecision.RUN if my_round == current_round and stalled else RoundDecision.EXIT
     if my_round == current_round:
         return RoundDecision.RUN
-    if my_round == current_round - 1:
+    if my_round == current_round - 1 and stalled:
         return RoundDecision.REENQUEUE_CURRENT  # the next round's message may have been lost
     return RoundDecision.EXIT
 
 
-def log_round(ctx: Context, uid: str, round_no: int, send: Callable[[schedule.Steps], None]) -> RoundOutcome:
-    """One round of the capture chain: run the snapshot clock (``send`` sends what is due), flush every
-    partition, then advance the backup. The clock goes first, so slow log writes do not hold back a
-    snapshot's dispatch."""
+def guard_seconds(flush_interval: float) -> float:
+    """How long after a round starts its guard for the next round comes due: many rounds, so that a
+    live chain has always moved on by then."""
+    return max(GUARD_MIN_SECONDS, GUARD_ROUNDS * flush_interval)
+
+
+def log_round(
+    ctx: Context,
+    uid: str,
+    round_no: int,
+    send: Callable[[schedule.Steps], None],
+    send_guard: Callable[[int], None],
+    *,
+    guard: bool = False,
+) -> RoundOutcome:
+    """One round of the capture chain: send the next round's guard (``send_guard``), run the snapshot
+    clock (``send`` sends what is due), flush every partition, then advance the backup. The clock goes
+    first, so slow log writes do not hold back a snapshot's dispatch."""
+
+    def decision(job: BackupJob) -> str:
+        # A message one round behind comes back after the broker's visibility timeout: half of that
+        # is stall enough for it (the round it follows would have run long before).
+        after = guard_seconds(ctx.settings.log_flush_interval) / 2
+        if not guard:
+            after = min(after, ctx.settings.visibility_timeout / 2)
+        return decide(job.log_round, round_no, guard=guard, stalled_for=time.time() - job.log_round_at, after=after)
+
+    if guard and decision(lifecycle.load(ctx, uid)) == RoundDecision.EXIT:
+        return RoundOutcome(None)  # the usual case, decided without the lease a live round may want
     lease_ms = int(ctx.settings.task_time_limit * 1000)
     with lease(ctx.redis, f"{PREFIX}:backup:{uid}:loglease", lease_ms) as held:
         if not held:
@@ -142,17 +185,25 @@ def log_round(ctx: Context, uid: str, round_no: int, send: Callable[[schedule.St
             # message would end the chain in the second case, so try again later.
             raise errors.Retry(f"another copy of log round {round_no} of backup {uid} holds the log lease")
         job = lifecycle.load(ctx, uid)
-        decision = decide(job.log_round, round_no)
-        if decision == RoundDecision.EXIT:
+        decided = decision(job)
+        if decided == RoundDecision.EXIT:
             return RoundOutcome(None)
-        if decision == RoundDecision.REENQUEUE_CURRENT:
+        if decided == RoundDecision.REENQUEUE_CURRENT:
             return RoundOutcome(round_no + 1)
         if not job.active:
             if job.state == BackupState.ABORTED:
                 lifecycle.stop_captures(ctx, job)
             return RoundOutcome(None)
+        if guard:
+            log.warning(
+                "backup %s: log round %d was stalled for %.0f s (its message lost); its guard runs it",
+                uid,
+                round_no,
+                time.time() - job.log_round_at,
+            )
+        send_guard(round_no + 1)
         if control.paused(ctx.redis):  # the cluster keeps the captured mutations meanwhile
-            ctx.backups.job(uid).compare_and_set("log_round", [round_no], round_no + 1)
+            _advance(ctx.backups, uid, round_no)
             return RoundOutcome(round_no + 1)
         send(schedule.next_steps(ctx, uid))
         job = lifecycle.load(ctx, uid)
@@ -163,5 +214,11 @@ def log_round(ctx: Context, uid: str, round_no: int, send: Callable[[schedule.St
         for tag in range(len(job.partitions)):
             flush_partition(driver, container, ctx.backups, job, tag, force=finishing, max_span_versions=span)
         keep_going = lifecycle.advance(ctx, lifecycle.load(ctx, uid))
-        ctx.backups.job(uid).compare_and_set("log_round", [round_no], round_no + 1)
+        _advance(ctx.backups, uid, round_no)
         return RoundOutcome(round_no + 1 if keep_going else None)
+
+
+def _advance(backups: JobStore[BackupJob], uid: str, round_no: int) -> None:
+    record = backups.job(uid)
+    if record.compare_and_set("log_round", [round_no], round_no + 1):
+        record.update(log_round_at=time.time())
