@@ -35,9 +35,15 @@ class FleetTask(Task):  # type: ignore[type-arg]
     max_retries = None
 
 
+#: Seconds kombu's redelivery sweep holds its Redis mutex at most. A worker killed during a sweep
+#: leaves the mutex held until it expires, and kombu's default (5 minutes) held up every redelivery
+#: that long (a fault test's restore waited out its whole timeout); a sweep takes milliseconds.
+UNACKED_MUTEX_EXPIRE = 30
+
+
 def transport_options() -> dict[str, int]:
     s = get_settings()
-    opts = {"visibility_timeout": s.visibility_timeout}
+    opts = {"visibility_timeout": s.visibility_timeout, "unacked_mutex_expire": UNACKED_MUTEX_EXPIRE}
     if s.redelivery_sweep:
         opts.update(unacked_restore_interval=s.redelivery_sweep, unacked_restore_throttle=1)
     return opts

@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from celery import Celery
 
 import tasks.backup
 import tasks.restore
 from config import get_settings
 from fdbcore import errors
 from tasks import retry
-from tasks.app import QUEUES, app
+from tasks.app import QUEUES, UNACKED_MUTEX_EXPIRE, app, transport_options
 
 
 class Retried(Exception):
@@ -72,3 +73,13 @@ def test_every_task_is_named_on_an_explicit_queue_with_redelivery_safe_settings(
     for name, task in ours.items():
         assert task.queue in QUEUES, f"{name} has no explicit queue"
         assert task.max_retries is None, f"{name} must retry forever"
+
+
+def test_a_sweep_mutex_left_by_a_killed_worker_expires_soon(redis_url: str) -> None:
+    """kombu's redelivery sweep takes a Redis mutex; a worker killed while holding it blocked every
+    redelivery for kombu's default 5 minutes. The broker connection must carry the shorter expiry."""
+    probe = Celery(broker=f"{redis_url}/0")
+    probe.conf.broker_transport_options = transport_options()
+    with probe.connection_for_write() as conn:
+        channel: Any = conn.default_channel
+        assert channel.unacked_mutex_expire == UNACKED_MUTEX_EXPIRE <= 30
