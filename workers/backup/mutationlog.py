@@ -136,8 +136,9 @@ class RoundDecision:
 def decide(current_round: int, my_round: int, *, guard: bool, stalled_for: float, after: float) -> str:
     """What a message for round ``my_round`` does when the record says ``current_round`` and the
     chain has not moved for ``stalled_for`` seconds. Only a stall of ``after`` seconds lets a guard run
-    its round, or a message one round behind send the current round again: a live chain (a round
-    waiting out its retries included) never gets a second message for one round."""
+    its round, or a message one round behind send the current round again, so the chain never splits
+    in two: the message a guard stood in for (a round waiting out its retries, say) then finds the
+    chain moved on a moment ago, and exits."""
     stalled = stalled_for >= after
     if guard:
         return RoundDecision.RUN if my_round == current_round and stalled else RoundDecision.EXIT
